@@ -1,0 +1,27 @@
+"""Pure geometry: camera projection, poses, depth scaling, image similarity and the ground plane.
+
+Nothing here holds state or is sized by batch at construction.
+"""
+
+from .camera import backproject, pixel_grid, project, transform_points
+from .depth import depth_to_disp, disp_to_depth
+from .ground import fit_ground_plane, ground_plane_depth, plane_distance
+from .image import edge_aware_smoothness, ssim
+from .pose import axis_angle_to_matrix, pose_vec_to_matrix, translation_matrix
+
+__all__ = [
+    "axis_angle_to_matrix",
+    "backproject",
+    "depth_to_disp",
+    "disp_to_depth",
+    "edge_aware_smoothness",
+    "fit_ground_plane",
+    "ground_plane_depth",
+    "pixel_grid",
+    "plane_distance",
+    "pose_vec_to_matrix",
+    "project",
+    "ssim",
+    "transform_points",
+    "translation_matrix",
+]

@@ -1,0 +1,57 @@
+"""Pinhole camera: back-projection of depth and projection into sampling grids.
+
+Sampling grids follow `grid_sample(..., align_corners=True)`: -1 and +1 are the
+centres of the first and last pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_EPS = 1e-7
+
+
+def pixel_grid(height: int, width: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Homogeneous pixel coordinates (3, H*W): rows are x (column), y (row) and 1, row-major."""
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=dtype, device=device),
+        torch.arange(width, dtype=dtype, device=device),
+        indexing="ij",
+    )
+    return torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)])
+
+
+def backproject(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
+    """Lift every pixel to a 3D point in its camera's coordinates.
+
+    Args:
+        depth: (B, 1, H, W) metric depth along the optical axis.
+        inv_K: (B, 4, 4) inverse intrinsics at this resolution.
+    Returns:
+        (B, 4, H*W) homogeneous points.
+    """
+    batch, _, height, width = depth.shape
+    rays = inv_K[:, :3, :3] @ pixel_grid(height, width, dtype=depth.dtype, device=depth.device)
+    points = depth.reshape(batch, 1, -1) * rays
+    return torch.cat([points, torch.ones_like(points[:, :1])], dim=1)
+
+
+def transform_points(T: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Apply (B, 4, 4) transforms to (B, 4, N) homogeneous points."""
+    return T @ points
+
+
+def project(points: torch.Tensor, K: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Project camera-frame points into a normalised sampling grid.
+
+    Args:
+        points: (B, 4, H*W) homogeneous points in the camera's coordinates.
+        K: (B, 4, 4) intrinsics at this resolution.
+    Returns:
+        (B, H, W, 2) grid in [-1, 1] for `grid_sample(..., align_corners=True)`.
+    """
+    pixels = K[:, :3, :] @ points
+    xy = pixels[:, :2] / (pixels[:, 2:3] + _EPS)
+    scale = torch.tensor([width - 1, height - 1], dtype=xy.dtype, device=xy.device)
+    grid = xy.reshape(-1, 2, height, width).permute(0, 2, 3, 1) / scale
+    return (grid - 0.5) * 2

@@ -1,0 +1,41 @@
+"""Small building blocks shared by the decoders.
+
+Attribute names are part of the checkpoint format and must not change.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Conv3x3(nn.Module):
+    """3x3 convolution over a reflection-padded input: (B, C_in, H, W) -> (B, C_out, H, W)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(int(in_channels), int(out_channels), 3, padding=1, padding_mode="reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class ConvBlock(nn.Module):
+    """Conv3x3 followed by ELU."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = Conv3x3(in_channels, out_channels)
+        self.nonlin = nn.ELU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nonlin(self.conv(x))
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero whole samples of a residual branch with probability `rate`."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
