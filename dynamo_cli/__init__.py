@@ -1,0 +1,1 @@
+"""The `dynamo` command line: a thin layer over dynamo_core."""

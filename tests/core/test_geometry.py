@@ -1,0 +1,189 @@
+"""Geometry: round trips, hand-computed cases, gradients and the ground plane."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dynamo_core.geometry import (
+    axis_angle_to_matrix,
+    backproject,
+    depth_to_disp,
+    disp_to_depth,
+    edge_aware_smoothness,
+    fit_ground_plane,
+    ground_plane_depth,
+    pixel_grid,
+    plane_distance,
+    pose_vec_to_matrix,
+    project,
+    ssim,
+    transform_points,
+    translation_matrix,
+)
+
+
+def intrinsics(batch: int, height: int, width: int, dtype=torch.float32) -> torch.Tensor:
+    K = torch.tensor(
+        [[0.58 * width, 0, 0.5 * width, 0], [0, 1.92 * height, 0.5 * height, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        dtype=dtype,
+    )
+    return K.expand(batch, 4, 4).clone()
+
+
+def identity_grid(height: int, width: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+    return torch.stack([xs, ys], -1)
+
+
+def test_pixel_grid_hand_case():
+    grid = pixel_grid(2, 3)
+    assert grid.tolist() == [[0, 1, 2, 0, 1, 2], [0, 0, 0, 1, 1, 1], [1, 1, 1, 1, 1, 1]]
+
+
+def test_project_of_backproject_is_identity_on_pixels():
+    batch, height, width = 3, 6, 10
+    K = intrinsics(batch, height, width)
+    depth = torch.rand(batch, 1, height, width) * 50 + 1
+    points = backproject(depth, torch.linalg.inv(K))
+    grid = project(points, K, height, width)
+    torch.testing.assert_close(grid, identity_grid(height, width).expand(batch, -1, -1, -1), atol=1e-5, rtol=0)
+    # The depth survives the round trip as the z coordinate.
+    torch.testing.assert_close(points[:, 2].reshape(batch, 1, height, width), depth)
+
+
+def test_backproject_hand_case():
+    K = torch.eye(4)[None].clone()
+    K[0, 0, 0], K[0, 1, 1], K[0, 0, 2], K[0, 1, 2] = 2.0, 4.0, 1.0, 0.5
+    depth = torch.full((1, 1, 1, 2), 3.0)
+    points = backproject(depth, torch.linalg.inv(K))
+    # pixel (0, 0): x = (0 - 1) / 2 * 3 = -1.5, y = (0 - 0.5) / 4 * 3 = -0.375
+    # pixel (1, 0): x = 0
+    expected = torch.tensor([[[-1.5, 0.0], [-0.375, -0.375], [3.0, 3.0], [1.0, 1.0]]])
+    torch.testing.assert_close(points, expected)
+
+
+def test_axis_angle_quarter_turn_about_z():
+    R = axis_angle_to_matrix(torch.tensor([[[0.0, 0.0, math.pi / 2]]]))
+    torch.testing.assert_close(R[0, :3, :3] @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6, rtol=0)
+    assert R[0, 3].tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_zero_axis_angle_is_identity():
+    torch.testing.assert_close(axis_angle_to_matrix(torch.zeros(2, 1, 3)), torch.eye(4).expand(2, 4, 4))
+
+
+def test_translation_matrix_hand_case():
+    T = translation_matrix(torch.tensor([[[1.0, 2.0, 3.0]]]))
+    expected = torch.eye(4)
+    expected[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    torch.testing.assert_close(T[0], expected)
+
+
+def test_pose_times_inverse_is_identity():
+    generator = torch.Generator().manual_seed(0)
+    axis_angle = torch.randn(5, 1, 3, generator=generator, dtype=torch.float64)
+    translation = torch.randn(5, 1, 3, generator=generator, dtype=torch.float64)
+    forward = pose_vec_to_matrix(axis_angle, translation)
+    inverse = pose_vec_to_matrix(axis_angle, translation, invert=True)
+    eye = torch.eye(4, dtype=torch.float64).expand(5, 4, 4)
+    # The axis is normalised by (angle + 1e-7), as in the released models, so R is orthogonal to ~1e-7.
+    torch.testing.assert_close(forward @ inverse, eye, atol=1e-6, rtol=0)
+    torch.testing.assert_close(inverse @ forward, eye, atol=1e-6, rtol=0)
+    torch.testing.assert_close(torch.linalg.inv(forward), inverse, atol=1e-6, rtol=0)
+
+
+def test_disp_depth_conversion():
+    scaled, depth = disp_to_depth(torch.tensor([0.0, 1.0]), 0.1, 100.0)
+    torch.testing.assert_close(depth, torch.tensor([100.0, 0.1]))
+    torch.testing.assert_close(scaled, torch.tensor([0.01, 10.0]))
+    disp = torch.rand(2, 1, 4, 4)
+    torch.testing.assert_close(depth_to_disp(disp_to_depth(disp)[1]), disp, atol=1e-5, rtol=0)
+
+
+def test_ssim_identical_images_is_zero():
+    image = torch.rand(2, 3, 8, 8)
+    assert ssim(image, image).abs().max() < 1e-4
+
+
+def test_ssim_constant_images_hand_case():
+    c1, c2 = 0.01**2, 0.03**2
+    value = ssim(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4))
+    expected = (1 - (c1 * c2) / ((1 + c1) * c2)) / 2
+    torch.testing.assert_close(value, torch.full_like(value, expected))
+
+
+def test_smoothness_of_a_ramp():
+    ramp = torch.arange(5.0).mul(0.5).expand(1, 1, 4, 5)
+    assert edge_aware_smoothness(ramp).item() == pytest.approx(0.5)
+    # An image edge across every column halves nothing but scales by exp(-|grad|).
+    image = torch.arange(5.0).expand(1, 3, 4, 5)
+    assert edge_aware_smoothness(ramp, image).item() == pytest.approx(0.5 * math.exp(-1))
+
+
+def test_warp_gradcheck_float64():
+    batch, height, width = 1, 4, 5
+    generator = torch.Generator().manual_seed(1)
+    K = intrinsics(batch, height, width, torch.float64)
+    image = torch.rand(batch, 3, height, width, generator=generator, dtype=torch.float64)
+    depth = (torch.rand(batch, 1, height, width, generator=generator, dtype=torch.float64) * 5 + 5).requires_grad_()
+    axis_angle = (0.01 * torch.randn(batch, 1, 3, generator=generator, dtype=torch.float64)).requires_grad_()
+    translation = (0.05 * torch.randn(batch, 1, 3, generator=generator, dtype=torch.float64)).requires_grad_()
+
+    def warp(depth, axis_angle, translation):
+        T = pose_vec_to_matrix(axis_angle, translation, invert=True)
+        points = transform_points(T, backproject(depth, torch.linalg.inv(K)))
+        grid = project(points, K, height, width)
+        return F.grid_sample(image, grid, padding_mode="border", align_corners=True)
+
+    assert torch.autograd.gradcheck(warp, (depth, axis_angle, translation), eps=1e-6, atol=1e-5)
+
+
+def _plane_points(planes: torch.Tensor, count: int, generator: torch.Generator, noise: float, outliers: float):
+    batch = planes.shape[0]
+    x = torch.rand(batch, count, generator=generator) * 20 - 10
+    z = torch.rand(batch, count, generator=generator) * 40 + 2
+    design = torch.stack([x, z, torch.ones_like(x)], -1)
+    y = (design @ planes).squeeze(-1) + noise * torch.randn(batch, count, generator=generator)
+    bad = torch.rand(batch, count, generator=generator) < outliers
+    y = torch.where(bad, y - 1 - 5 * torch.rand(batch, count, generator=generator), y)
+    return torch.stack([x, y, z], 1)  # (B, 3, N)
+
+
+def test_ransac_recovers_planes_with_noise_and_outliers_batched():
+    generator = torch.Generator().manual_seed(3)
+    planes = torch.tensor([[[0.01], [-0.02], [1.6]], [[-0.03], [0.01], [1.5]], [[0.0], [0.0], [1.7]]])
+    height, width = 20, 30
+    points = _plane_points(planes, height * width, generator, noise=0.002, outliers=0.3)
+    fitted = fit_ground_plane(
+        points.reshape(3, 3, height, width), prior=1.0, tolerance=0.01, hypotheses=50, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(fitted, planes, atol=2e-3, rtol=0)
+
+
+def test_ransac_exact_plane_and_seeded():
+    generator = torch.Generator().manual_seed(4)
+    planes = torch.tensor([[[0.05], [0.02], [1.55]], [[0.0], [-0.01], [1.65]]])
+    points = _plane_points(planes, 400, generator, noise=0.0, outliers=0.0).reshape(2, 3, 20, 20)
+    first = fit_ground_plane(points, prior=0.5, generator=torch.Generator().manual_seed(7))
+    second = fit_ground_plane(points, prior=0.5, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(first, planes, atol=1e-4, rtol=0)
+    assert torch.equal(first, second)
+    distances = plane_distance(points.reshape(2, 3, -1).transpose(1, 2), first)
+    assert distances.abs().max() < 1e-3
+
+
+def test_ground_plane_depth_matches_backprojected_plane():
+    batch, height, width = 2, 8, 12
+    K = intrinsics(batch, height, width)
+    planes = torch.tensor([[[0.0], [0.0], [1.5]], [[0.02], [0.01], [1.6]]])
+    depth = ground_plane_depth(planes, torch.linalg.inv(K), height, width, max_depth=100.0)
+    # Pixels below the horizon hit the plane: their back-projected points lie on it.
+    below = depth < 100.0
+    assert below[:, :, height // 2 + 1 :].all()
+    points = backproject(depth, torch.linalg.inv(K))[:, :3].transpose(1, 2)
+    distance = plane_distance(points, planes).reshape(batch, 1, height, width)
+    assert distance[below].abs().max() < 1e-4
+    # Rays at or above the horizon never meet the road.
+    assert (depth[:, :, : height // 2] == 100.0).all()
