@@ -76,6 +76,95 @@ class ModelConfig:
             raise ConfigError(f"--scales for {self.depth_model} must lie in 0..{limit - 1}, got {self.scales}.")
 
 
+@dataclass
+class DataConfig:
+    """Where the frames come from."""
+
+    dataset: str = "kitti"
+    """`kitti`, `waymo`, `nuscenes` or `synthetic` (the processed layouts)."""
+    data_path: str = ""
+    """Root folder of the processed dataset."""
+    split: str = ""
+    """Split name under the project's `splits/`, or a folder holding `train_files.txt` etc."""
+    img_type: str = "downsample"
+    """Image folder to read: `downsample` or `original`."""
+    cam_name: str = ""
+    """Camera folder; empty means the dataset's default."""
+    num_workers: int = 2
+    """Data-loading processes."""
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule."""
+
+    learning_rate: float = 1e-4
+    """Adam learning rate; halved in `fine_tune`."""
+    scheduler_step_size: int = 10
+    """Epochs between learning-rate halvings."""
+    scheduler_gamma: float = 0.5
+    batch_size: int = 3
+    epoch_schedule: list[int] = field(default_factory=lambda: [1, 1, 5, 20])
+    """Epochs of disp_init, motion_init, mask_init and fine_tune."""
+    epoch_size: int = 8000
+    """Batches sampled per epoch (with replacement when the split is smaller); 0 means one pass over the split."""
+
+
+@dataclass
+class TrainConfig:
+    """Run bookkeeping."""
+
+    name: str = "dynamo"
+    """Run folder name under `log_dir`."""
+    log_dir: str = "logs"
+    seed: int = 0
+    device: str = "auto"
+    """`cpu`, `cuda` or `auto` (CUDA when present)."""
+    max_steps: int = 0
+    """Stop after this many optimisation steps in total (0: no cap); the current epoch is cut short and saved."""
+    log_frequency: int = 100
+    """Steps between TensorBoard image panels."""
+    save_frequency: int = 1
+    """Epochs between checkpoints; the last epoch of every phase is always saved."""
+    load: str = ""
+    """Checkpoint folder to start from (weights only)."""
+    threads: int = 0
+    """CPU threads for torch (0: torch's default)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs the `wandb` extra and an account)."""
+    max_nonfinite: int = 10
+    """Consecutive non-finite losses after which training stops."""
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as `config.json` in the run folder."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: "LossConfig" = None  # type: ignore[assignment]
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        from .losses import LossConfig
+
+        if self.loss is None:
+            self.loss = LossConfig()
+        elif isinstance(self.loss, dict):
+            self.loss = from_dict(LossConfig, self.loss, "loss config")
+
+    def validate(self) -> None:
+        self.model.validate()
+        schedule = self.optim.epoch_schedule
+        if len(schedule) != 4 or any(e < 0 for e in schedule):
+            raise ConfigError(f"--epoch-schedule needs four non-negative epoch counts, got {schedule}.")
+        if self.optim.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.optim.batch_size}.")
+        if self.train.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(f"--device must be cpu, cuda or auto, got {self.train.device!r}.")
+
+
 def to_dict(config: Any) -> dict:
     """Dataclass (possibly nested) to plain JSON-compatible data."""
     return dataclasses.asdict(config)
@@ -87,7 +176,9 @@ def from_dict(cls, data: dict, source: str = "config"):
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(f"{source}: unknown {cls.__name__} keys {unknown}; known keys are {sorted(names)}.")
-    hints = typing.get_type_hints(cls)
+    from . import losses  # noqa: F401  (resolves the LossConfig annotation)
+
+    hints = typing.get_type_hints(cls, {**globals(), "LossConfig": losses.LossConfig})
     kwargs = {}
     for key, value in data.items():
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):

@@ -107,9 +107,9 @@ class LossResult:
 
     def as_record(self) -> dict[str, float]:
         """Flat floats named as in the reference records: loss, loss_term/*, loss_coef/*."""
-        record = {"loss": float(self.total)}
-        record.update({f"loss_term/{k}": float(v) for k, v in self.terms.items()})
-        record.update({f"loss_term/{s}": float(v) for s, v in self.per_scale.items()})
+        record = {"loss": float(self.total.detach())}
+        record.update({f"loss_term/{k}": float(v.detach()) for k, v in self.terms.items()})
+        record.update({f"loss_term/{s}": float(v.detach()) for s, v in self.per_scale.items()})
         record.update({f"loss_coef/{k}": float(v) for k, v in self.coefficients.items()})
         return record
 

@@ -98,10 +98,19 @@ class DynamoModel(nn.Module):
         modules = dict.fromkeys(m for n in networks for m in NETWORK_MODULES[n])
         return [p for m in modules for p in getattr(self, m).parameters()]
 
-    def forward(self, inputs: dict, depth_frames: tuple[int, ...] = (0,)) -> dict:
+    def forward(self, inputs: dict, depth_frames: tuple[int, ...] = (0,), trainable=None) -> dict:
+        """Run the active heads.
+
+        Args:
+            depth_frames: frames whose depth to predict; only the target's is used in training.
+            trainable: names of the networks being trained (see NETWORK_MODULES); the others run
+                without building a graph, since nothing will back-propagate into them. None: all.
+        """
         outputs: dict = {}
-        self.predict_depth(inputs, outputs, depth_frames)
-        self.predict_poses(inputs, outputs)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (trainable is None or "Depth" in trainable)):
+            self.predict_depth(inputs, outputs, depth_frames)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (trainable is None or "Pose" in trainable)):
+            self.predict_poses(inputs, outputs)
         if self.use_complete_flow or self.use_motion_mask:
             self.predict_motion(inputs, outputs)
         return outputs

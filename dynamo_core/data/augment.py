@@ -1,0 +1,78 @@
+"""Training augmentation: one horizontal flip decision and one colour jitter per item.
+
+Every random draw comes from a generator seeded by (seed, epoch, index), never from global
+state, so an item is reproducible and each rank of a distributed run can use its own seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+
+FLIP_PROBABILITY = 0.5
+JITTER_PROBABILITY = 0.5
+BRIGHTNESS = (0.8, 1.2)
+CONTRAST = (0.8, 1.2)
+SATURATION = (0.8, 1.2)
+HUE = (-0.1, 0.1)
+
+
+@dataclass(frozen=True)
+class ColorJitter:
+    """Fixed jitter parameters, applied in `order` (0 brightness, 1 contrast, 2 saturation, 3 hue)."""
+
+    order: tuple[int, ...]
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) in [0, 1] -> (3, H, W) in [0, 1]."""
+        for op in self.order:
+            if op == 0:
+                image = TF.adjust_brightness(image, self.brightness)
+            elif op == 1:
+                image = TF.adjust_contrast(image, self.contrast)
+            elif op == 2:
+                image = TF.adjust_saturation(image, self.saturation)
+            else:
+                image = TF.adjust_hue(image, self.hue)
+        return image
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    flip: bool = False
+    jitter: ColorJitter | None = None
+
+
+NO_AUGMENTATION = Augmentation()
+
+
+def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """A generator whose stream depends only on (seed, epoch, index)."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
+    return float(torch.empty(1).uniform_(bounds[0], bounds[1], generator=generator))
+
+
+def sample_augmentation(generator: torch.Generator) -> Augmentation:
+    """Draw the flip and jitter decisions (and the jitter parameters) for one item."""
+    flip_draw, jitter_draw = torch.rand(2, generator=generator).tolist()
+    jitter = None
+    if jitter_draw < JITTER_PROBABILITY:
+        jitter = ColorJitter(
+            order=tuple(torch.randperm(4, generator=generator).tolist()),
+            brightness=_uniform(BRIGHTNESS, generator),
+            contrast=_uniform(CONTRAST, generator),
+            saturation=_uniform(SATURATION, generator),
+            hue=_uniform(HUE, generator),
+        )
+    return Augmentation(flip=flip_draw < FLIP_PROBABILITY, jitter=jitter)
