@@ -157,6 +157,9 @@ def score_depth_batch(
     if mask is not None and (mask.dim() != 3 or mask.shape[0] != batch):
         raise DataError(f"mask must be (B, H_gt, W_gt) with B={batch}, got {tuple(mask.shape)}")
     top, bottom, left, right = (float(b) for b in img_bound)
+    if not (0 <= top < bottom <= 1 and 0 <= left < right <= 1):
+        raise DataError("img_bound must satisfy 0 <= top < bottom <= 1 and 0 <= left < right <= 1, "
+                        f"got {list(img_bound)}")
     valid_rows = _row_validity(depth_valid, batch, depth_gt.shape[1])
 
     # Every label of the batch gets an entry, even one that no scored point carries.

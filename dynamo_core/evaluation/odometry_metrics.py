@@ -102,7 +102,8 @@ def compute_ate(gt_positions: np.ndarray, pred_positions: np.ndarray) -> float:
         (0 if the prediction does not move at all).
     """
     if gt_positions.shape != pred_positions.shape or gt_positions.ndim != 2 or gt_positions.shape[1] != 3:
-        raise DataError(f"ATE needs two (n, 3) tracks of equal length, got {gt_positions.shape} and {pred_positions.shape}")
+        raise DataError(f"ATE needs two (n, 3) tracks of equal length, "
+                        f"got {gt_positions.shape} and {pred_positions.shape}")
     pred = pred_positions + (gt_positions[0] - pred_positions[0])
     norm = np.sum(pred**2)
     scale = np.sum(gt_positions * pred) / norm if norm > 0 else 0.0
