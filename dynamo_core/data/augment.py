@@ -31,7 +31,7 @@ class ColorJitter:
     hue: float
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) in [0, 1] -> (3, H, W) in [0, 1]."""
+        """(..., 3, H, W) in [0, 1] -> the same shape; contrast uses each image's own mean."""
         for op in self.order:
             if op == 0:
                 image = TF.adjust_brightness(image, self.brightness)
@@ -40,8 +40,28 @@ class ColorJitter:
             elif op == 2:
                 image = TF.adjust_saturation(image, self.saturation)
             else:
-                image = TF.adjust_hue(image, self.hue)
+                image = shift_hue(image, self.hue)
         return image
+
+
+def shift_hue(image: torch.Tensor, hue: float) -> torch.Tensor:
+    """Rotate the HSV hue of (..., 3, H, W) RGB in [0, 1] by `hue` turns.
+
+    Equal to torchvision's `adjust_hue` up to float rounding, and several times faster: the
+    RGB of the shifted hue is computed directly from value and chroma.
+    """
+    red, green, blue = image.unbind(-3)
+    value = torch.maximum(torch.maximum(red, green), blue)
+    chroma = value - torch.minimum(torch.minimum(red, green), blue)
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    r, g, b = ((value - c) / safe for c in (red, green, blue))
+    sector = torch.where(red == value, b - g, torch.where(green == value, 2.0 + r - b, 4.0 + g - r))
+    turns = ((sector / 6.0 + 1.0) % 1.0 + hue) % 1.0 * 6.0
+    channels = []
+    for offset in (5.0, 3.0, 1.0):
+        k = (turns + offset) % 6.0
+        channels.append(value - chroma * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
+    return torch.stack(channels, -3)
 
 
 @dataclass(frozen=True)

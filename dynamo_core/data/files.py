@@ -106,7 +106,11 @@ def _array_globals() -> dict[tuple[str, str], Any]:
 
 _BUILTIN_NAMES = ("dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray",
                   "int", "float", "complex", "bool")
-_ALLOWED_GLOBALS = {("builtins", name): getattr(builtins, name) for name in _BUILTIN_NAMES} | _array_globals()
+_ALLOWED_GLOBALS = {
+    (module, name): getattr(builtins, name)
+    for module in ("builtins", "__builtin__")  # protocol 2 files name the Python 2 module
+    for name in _BUILTIN_NAMES
+} | _array_globals()
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
