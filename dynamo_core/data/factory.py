@@ -42,7 +42,10 @@ DATASET_DEFAULTS: dict[str, DatasetDefaults] = {
     ),
     "waymo": DatasetDefaults(*DATASET_SIZES["waymo"], cam_name="FRONT", split="waymo"),
     "nuscenes": DatasetDefaults(*DATASET_SIZES["nuscenes"], cam_name="FRONT", split="nuscenes"),
-    "synthetic": DatasetDefaults(*DATASET_SIZES["synthetic"], cam_name="FRONT", split=None),
+    # Synthetic scenes are rendered at the input size: `original` needs no resizing.
+    "synthetic": DatasetDefaults(
+        *DATASET_SIZES["synthetic"], cam_name="FRONT", split=None, train_img_type="original", eval_img_type="original"
+    ),
 }
 
 

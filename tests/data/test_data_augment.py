@@ -18,7 +18,7 @@ SIZE = (48, 64)
 
 
 def _scene_dataset(root, is_train=True, seed=0, **kwargs):
-    return build_dataset("synthetic", root, ["seq-a 1"] * 8, height=SIZE[0], width=SIZE[1],
+    return build_dataset("synthetic", root, ["seq-a 1"] * 8, height=SIZE[0], width=SIZE[1], img_type="downsample",
                          is_train=is_train, seed=seed, **kwargs)
 
 
