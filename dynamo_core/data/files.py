@@ -28,7 +28,7 @@ def read_image(path: Path) -> Image.Image:
             return image.convert("RGB")
     except FileNotFoundError:
         raise DataError(f"image {path} is missing; {_REPAIR}, or drop the frame from the split.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"image {path} is corrupt or unreadable ({err}); {_REPAIR}.") from None
 
 
@@ -39,7 +39,7 @@ def read_image_size(path: Path) -> tuple[int, int]:
             width, height = image.size
     except FileNotFoundError:
         raise DataError(f"image {path} is missing; {_REPAIR}.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"image {path} is corrupt or unreadable ({err}); {_REPAIR}.") from None
     return height, width
 
