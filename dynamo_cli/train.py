@@ -1,10 +1,164 @@
 """`dynamo train`: the four-phase Dynamo-Depth training."""
 
-from .output import handle_errors
-from .pending import not_available
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import typer
+
+from dynamo_core.config import DATASET_SIZES, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
+from dynamo_core.losses import LossConfig
+
+from .options import int_list, str_list
+from .output import err_console, handle_errors
+from .progress import TrainingProgress
+
+DATASETS = "kitti, waymo, nuscenes or synthetic"
+
+
+def build_config(
+    *,
+    name: str,
+    log_dir: str,
+    dataset: str,
+    data_path: str,
+    split: Optional[str],
+    height: Optional[int],
+    width: Optional[int],
+    cam_name: Optional[str],
+    img_type: str,
+    depth_model: str,
+    num_layers: int,
+    weights_init: str,
+    scales: Optional[str],
+    frame_ids: str,
+    min_depth: float,
+    max_depth: float,
+    batch_size: int,
+    learning_rate: float,
+    scheduler_step_size: int,
+    epoch_schedule: Tuple[int, int, int, int],
+    epoch_size: int,
+    loss: LossConfig,
+    load: str,
+    log_frequency: int,
+    save_frequency: int,
+    num_workers: int,
+    device: str,
+    seed: int,
+    max_steps: int,
+    threads: int,
+    wandb: bool,
+) -> RunConfig:
+    """Options to a validated RunConfig, with the dataset-dependent defaults filled in."""
+    default_h, default_w = DATASET_SIZES.get(dataset, (192, 640))
+    model = ModelConfig(
+        depth_model=depth_model,
+        num_layers=num_layers,
+        weights_init=weights_init,
+        height=height or default_h,
+        width=width or default_w,
+        scales=int_list(scales, "--scales") if scales else default_scales(depth_model),
+        frame_ids=int_list(frame_ids, "--frame-ids"),
+        min_depth=min_depth,
+        max_depth=max_depth,
+    )
+    config = RunConfig(
+        model=model,
+        data=DataConfig(dataset=dataset, data_path=data_path, split=split or "", img_type=img_type,
+                        cam_name=cam_name or "", num_workers=num_workers),
+        loss=loss,
+        optim=OptimConfig(learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, batch_size=batch_size,
+                          epoch_schedule=list(epoch_schedule), epoch_size=epoch_size),
+        train=TrainConfig(name=name, log_dir=log_dir, seed=seed, device=device, max_steps=max_steps,
+                          log_frequency=log_frequency, save_frequency=save_frequency, load=load, threads=threads, wandb=wandb),
+    )
+    config.validate()
+    return config
 
 
 @handle_errors
-def train() -> None:
-    """Train depth, pose, complete flow and motion mask in four phases."""
-    not_available("train")
+def train(
+    dataset: str = typer.Option("kitti", "-d", "--dataset", help=f"Dataset layout: {DATASETS}."),
+    data_path: str = typer.Option(..., "--data-path", help="Root folder of the processed dataset."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="Split name under the project's splits/ or a folder with train_files.txt. "
+        "Default: eigen_zhou (KITTI), waymo, nuscenes, or DATA_PATH/splits (synthetic)."),
+    name: str = typer.Option("dynamo", "-n", "--name", help="Run name; files go to LOG_DIR/NAME/."),
+    log_dir: str = typer.Option("logs", "--log-dir", help="Folder holding run folders."),
+    height: Optional[int] = typer.Option(None, "--height", help="Input height, a multiple of 32. Default per dataset: "
+                                         "KITTI 192, Waymo 320, nuScenes 288, synthetic 192."),
+    width: Optional[int] = typer.Option(None, "--width", help="Input width, a multiple of 32. Default per dataset: "
+                                        "KITTI 640, Waymo 480, nuScenes 512, synthetic 640."),
+    cam_name: Optional[str] = typer.Option(None, "--cam-name", help="Camera folder (default: image_02 for KITTI, FRONT otherwise)."),
+    img_type: str = typer.Option("downsample", "--train-img-type", help="Image folder to train on: downsample or original."),
+    depth_model: str = typer.Option("litemono", "--depth-model", help="litemono (Lite-Mono-8M) or monodepthv2 (ResNet)."),
+    num_layers: int = typer.Option(18, "--num-layers", help="ResNet depth of the pose/motion encoders (18, 34 or 50)."),
+    weights_init: str = typer.Option("pretrained", "--weights-init", help="pretrained (ImageNet) or scratch."),
+    scales: Optional[str] = typer.Option(None, "--scales", help="Loss scales, e.g. 0,1,2 (default: 0,1,2 Lite-Mono; 0,1,2,3 Monodepth2)."),
+    frame_ids: str = typer.Option("0,-1,1", "--frame-ids", help="Target frame then source frames."),
+    min_depth: float = typer.Option(0.1, "--min-depth", help="Depth of the largest disparity, in metres."),
+    max_depth: float = typer.Option(100.0, "--max-depth", help="Depth of the smallest disparity, in metres."),
+    batch_size: int = typer.Option(3, "-b", "--batch-size", help="Frames per batch per process."),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", help="Adam learning rate (halved in fine_tune)."),
+    scheduler_step_size: int = typer.Option(10, "--scheduler-step-size", help="Epochs between learning-rate halvings."),
+    epoch_schedule: Tuple[int, int, int, int] = typer.Option(
+        (1, 1, 5, 20), "--epoch-schedule", help="Epochs of disp_init, motion_init, mask_init and fine_tune."),
+    epoch_size: int = typer.Option(8000, "--epoch-size", help="Batches sampled per epoch; 0 for one pass over the split."),
+    g_p_photo: float = typer.Option(1.0, "--g-p-photo", help="Weight of the photometric term."),
+    g_d_smooth: float = typer.Option(1e-3, "--g-d-smooth", help="Weight of disparity smoothness."),
+    g_d_ground: float = typer.Option(0.1, "--g-d-ground", help="Weight of the above-the-road term."),
+    g_c_smooth: float = typer.Option(1e-3, "--g-c-smooth", help="Weight of complete-flow smoothness."),
+    g_c_consistency: float = typer.Option(5.0, "--g-c-consistency", help="Weight of flow/ego consistency off the mask."),
+    g_m_sparsity: float = typer.Option(0.04, "--g-m-sparsity", help="Weight of motion-mask sparsity."),
+    g_m_smooth: float = typer.Option(0.1, "--g-m-smooth", help="Weight of motion-mask smoothness."),
+    weight_ramp: str = typer.Option("c_smooth,c_consistency,m_sparsity,m_smooth", "--weight-ramp",
+                                    help="Terms whose weight ramps up at the start of each phase."),
+    ramp_red: float = typer.Option(3.0, "--ramp-red", help="The ramp reaches full weight after 1/RAMP_RED of an epoch."),
+    ssim_weight: float = typer.Option(0.85, "--ssim-weight", help="SSIM share of the photometric error (rest: L1)."),
+    mask_disp_thrd: float = typer.Option(0.03, "--mask-disp-thrd", help="Disparity below which consistency is not enforced."),
+    gp_prior: float = typer.Option(0.4, "--gp-prior", help="Fraction of rows (from the bottom) that may hold the road."),
+    gp_tol: float = typer.Option(0.005, "--gp-tol", help="RANSAC inlier tolerance of the road plane."),
+    gp_max_it: int = typer.Option(100, "--gp-max-it", help="RANSAC hypotheses."),
+    gp_np_per_it: int = typer.Option(5, "--gp-np-per-it", help="Points per RANSAC hypothesis."),
+    load: str = typer.Option("", "-l", "--load", help="Start from the weights of this checkpoint folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue LOG_DIR/NAME from its latest complete checkpoint."),
+    log_frequency: int = typer.Option(100, "--log-frequency", help="Steps between TensorBoard image panels."),
+    save_frequency: int = typer.Option(1, "--save-frequency", help="Epochs between checkpoints."),
+    num_workers: int = typer.Option(2, "--num-workers", help="Data-loading processes."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling, augmentation and initialisation."),
+    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps in total (0: no cap)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)."),
+    wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases."),
+) -> None:
+    """Train depth, pose, complete flow and motion mask in four phases.
+
+    Checkpoints go to LOG_DIR/NAME/models/<phase>_<epoch>/ in the released per-module layout,
+    TensorBoard events to LOG_DIR/NAME/tensorboard/, the config to LOG_DIR/NAME/config.json.
+    """
+    from dynamo_core.training.run import build_training_dataset
+    from dynamo_core.training.trainer import Trainer
+
+    loss = LossConfig(
+        weights={"p_photo": g_p_photo, "d_smooth": g_d_smooth, "d_ground": g_d_ground, "c_smooth": g_c_smooth,
+                 "c_consistency": g_c_consistency, "m_sparsity": g_m_sparsity, "m_smooth": g_m_smooth},
+        ramped=[t.removeprefix("g_") for t in str_list(weight_ramp)],
+        ramp_red=ramp_red, ssim_weight=ssim_weight, mask_disp_threshold=mask_disp_thrd, ground_prior=gp_prior,
+        ground_tolerance=gp_tol, ground_hypotheses=gp_max_it, ground_points_per_hypothesis=gp_np_per_it,
+    )
+    config = build_config(
+        name=name, log_dir=log_dir, dataset=dataset, data_path=data_path, split=split, height=height, width=width,
+        cam_name=cam_name, img_type=img_type, depth_model=depth_model, num_layers=num_layers, weights_init=weights_init,
+        scales=scales, frame_ids=frame_ids, min_depth=min_depth, max_depth=max_depth, batch_size=batch_size,
+        learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, epoch_schedule=epoch_schedule,
+        epoch_size=epoch_size, loss=loss, load=load, log_frequency=log_frequency, save_frequency=save_frequency,
+        num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
+    )
+    with TrainingProgress(err_console) as progress:
+        dataset_obj = build_training_dataset(config, progress=progress.checking_files)
+        trainer = Trainer(config, dataset_obj, callbacks=progress, resume=resume)
+        final = trainer.fit()
+    run_dir = Path(config.train.log_dir) / config.train.name
+    typer.echo(f"finished {final.phase} epoch {final.epoch} after {final.global_step} steps; checkpoints in {run_dir / 'models'}")

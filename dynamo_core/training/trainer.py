@@ -54,6 +54,8 @@ class StepInfo:
     loss: float
     examples_per_second: float
     skipped: bool
+    record: dict
+    """Every loss term and coefficient of the step (see LossResult.as_record)."""
 
 
 class Callbacks:
@@ -225,7 +227,7 @@ class Trainer:
                 streak = 0
                 for batch_index, batch in enumerate(self._loader(phase_index, epoch)):
                     started = time.perf_counter()
-                    record, skipped = self._step(network, optimizer, phase, batch, phase_step, batches, global_step)
+                    record, skipped = self.train_step(network, optimizer, phase, batch, phase_step, batches, global_step)
                     if skipped:
                         streak += 1
                         nonfinite_total += 1
@@ -244,7 +246,7 @@ class Trainer:
                                                       "examples_per_second": examples, "nonfinite_total": nonfinite_total})
                     self.callbacks.step_finished(
                         StepInfo(phase_name, epoch, epochs, batch_index, batches, global_step, record.get("loss", float("nan")),
-                                 examples, skipped)
+                                 examples, skipped, record)
                     )
                     phase_step += 1
                     global_step += 1
@@ -263,7 +265,8 @@ class Trainer:
         self.logger.close()
         return progress
 
-    def _step(self, network, optimizer, phase, batch, phase_step, batches, global_step) -> tuple[dict, bool]:
+    def train_step(self, network, optimizer, phase, batch, phase_step, batches, global_step) -> tuple[dict, bool]:
+        """One optimisation step; returns the loss record and whether the update was skipped."""
         config = self.config
         batch = to_device(batch, self.device)
         add_color_pyramid(batch, config.model.scales)

@@ -1,0 +1,95 @@
+"""Median wall time of one training step per phase, and peak memory. Prints one JSON object.
+
+    python benchmarks/train_step.py --depth-model litemono -b 2 --height 192 --width 640 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dynamo_core.config import ModelConfig, OptimConfig, RunConfig, TrainConfig, DataConfig, default_scales
+from dynamo_core.losses import PHASES
+from dynamo_core.training.trainer import Trainer
+
+SHARED = Path(os.environ.get("DYNAMO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+KITTI = SHARED / "data/tiny_kitti/2011_09_26/2011_09_26_drive_0001_sync/image_02/rgb/downsample"
+
+
+def frames(height: int, width: int, batch: int) -> dict:
+    """Real KITTI frames when available (random ones otherwise), resized; one batch in the loader's format."""
+    images = []
+    for index in range(3):
+        path = KITTI / f"{index:010d}.jpg"
+        if path.is_file():
+            image = np.asarray(Image.open(path).convert("RGB").resize((width, height), Image.BICUBIC), dtype=np.float32) / 255
+            images.append(torch.from_numpy(image).permute(2, 0, 1))
+        else:
+            images.append(torch.rand(3, height, width, generator=torch.Generator().manual_seed(index)))
+    item = {}
+    for frame, image in zip((-1, 0, 1), images):
+        stacked = image.expand(batch, -1, -1, -1).contiguous()
+        item["color", frame, 0] = stacked
+        item["color_aug", frame, 0] = stacked
+        item["ts", frame] = torch.ones(batch)
+    for scale in range(4):
+        K = torch.tensor([[0.58 * width, 0, 0.5 * width, 0], [0, 1.92 * height, 0.5 * height, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+        K[:2] /= 2**scale
+        item["K", scale] = K.expand(batch, 4, 4).clone()
+        item["inv_K", scale] = torch.linalg.inv(K).expand(batch, 4, 4).clone()
+    return item
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--depth-model", default="litemono", choices=["litemono", "monodepthv2"])
+    parser.add_argument("-b", "--batch-size", type=int, default=2)
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per phase (after one warm-up step)")
+    parser.add_argument("--phases", default="disp_init,motion_init,mask_init,fine_tune")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = RunConfig(
+            model=ModelConfig(depth_model=args.depth_model, weights_init="scratch", height=args.height, width=args.width,
+                              scales=default_scales(args.depth_model)),
+            data=DataConfig(num_workers=0),
+            optim=OptimConfig(batch_size=args.batch_size),
+            train=TrainConfig(log_dir=run_dir, name="bench", log_frequency=10**9, device="cpu", threads=args.threads),
+        )
+        trainer = Trainer(config, dataset=[None])
+        batch = frames(args.height, args.width, args.batch_size)
+        results = {}
+        for name in args.phases.split(","):
+            phase = PHASES[name]
+            trainer.model.set_heads(phase.complete_flow, phase.motion_mask)
+            trainer.model.train()
+            optimizer = torch.optim.Adam(trainer.model.parameters_of(list(phase.networks)), lr=1e-4)
+            times = []
+            for step in range(args.steps + 1):
+                started = time.perf_counter()
+                trainer.train_step(trainer.model, optimizer, phase, dict(batch), 10 + step, 100, 1 + step)
+                times.append(time.perf_counter() - started)
+            times = times[1:]
+            results[name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    json.dump({"phases": results, "peak_rss_mb": peak_kb / 1024, "config": vars(args), "torch": torch.__version__}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
