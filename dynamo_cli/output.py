@@ -14,6 +14,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape as rich_escape
 
 from dynamo_core.errors import DynamoError
 
@@ -38,10 +39,19 @@ def handle_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except DynamoError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {user_message(err)}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def user_message(err: DynamoError) -> str:
+    """The error's message; for errors re-raised from a DataLoader worker, without the worker's traceback."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return rich_escape(text)
 
 
 def print_json(document: Any) -> None:
