@@ -31,7 +31,7 @@ def synthetic(
 ) -> None:
     """Render procedural driving sequences with exact depth, ego-motion and object motion.
 
-    The output is in the Waymo-style processed layout (images, cam.json, sparse and dense depth, semantic and motion masks, scene flow, odometry), with split files under OUT/splits. Train with --dataset synthetic.
+    Writes the Waymo-style layout with masks, scene flow, odometry and OUT/splits; train with --dataset synthetic.
     """
     bar = Progress(
         TextColumn("[bold]rendering"),

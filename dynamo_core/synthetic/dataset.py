@@ -26,6 +26,7 @@ import shutil
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -96,7 +97,10 @@ def generate_dataset(
     The last `test_sequences` sequences go to `out/test`, the others to `out/train`.
     Sequences already complete with the same settings are skipped; `force` renders everything
     again. `workers` processes render in parallel (default: the available cores, or none for
-    small jobs); the output does not depend on it.
+    small jobs); the output does not depend on it. Workers are started with `spawn`, so a script
+    that calls this must do so under `if __name__ == "__main__":`.
+
+    `progress(done, total)` is called with counts of frames as sequences advance.
     """
     _check_settings(sequences, frames, height, width, seed, test_sequences, workers)
     out = Path(out)
@@ -175,13 +179,12 @@ def _check_settings(sequences, frames, height, width, seed, test_sequences, work
         raise ConfigError(f"--workers must be at least 1, got {workers}")
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, remedy: str = "delete it or pass --force to render the dataset again") -> dict:
+    """A manifest or marker written by this generator; anything else is refused, not overwritten."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise DataError(
-            f"{path} is unreadable ({err}); delete it or pass --force to render the dataset again"
-        ) from err
+        raise DataError(f"{path} is unreadable ({err}); {remedy}") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DataError(f"{path} was not written by `dynamo prepare synthetic`; choose another --out")
     return data
@@ -203,7 +206,11 @@ def _refuse_other_settings(out: Path, settings: dict, sequences: int, test_seque
 
 
 def _remove_previous(out: Path) -> None:
-    """Delete sequence folders of an earlier run, only those that carry this generator's marker."""
+    """Delete an earlier run: its manifest and the sequence folders that carry this generator's marker."""
+    manifest = out / _MANIFEST
+    if manifest.is_file():
+        _read_json(manifest, remedy="delete it or choose another --out")  # never remove a foreign file
+        manifest.unlink()
     for split in ("train", "test"):
         for folder in sorted((out / split).glob("seq-*")) if (out / split).is_dir() else []:
             if (folder / _SEQUENCE_MARKER).is_file():
@@ -238,7 +245,7 @@ class _Task:
 
 def _render_all(out, folders, todo, settings, progress, workers, done, total) -> None:
     tasks = [
-        _Task(str(out / folders[i]), i, settings["seed"], settings["frames"], settings["height"], settings["width"], a, b)
+        _Task(folder=str(out / folders[i]), index=i, start=a, stop=b, **settings)
         for i in todo
         for a, b in _chunks(settings["frames"])
     ]
@@ -272,6 +279,11 @@ def _render_all(out, folders, todo, settings, progress, workers, done, total) ->
             for future in as_completed(futures):
                 future.result()
                 finished(futures[future])
+        except BrokenProcessPool as err:
+            raise DataError(
+                f"a rendering worker stopped unexpectedly ({err}); run again with --workers 1, and call "
+                "generate_dataset from a script only under `if __name__ == '__main__':`"
+            ) from err
         except BaseException:
             for future in futures:  # do not wait for work nobody will use
                 future.cancel()

@@ -106,19 +106,14 @@ def render_frame(scene: sc.Scene, camera: Camera, frame: int, supersample: int =
 
 
 def _truth(scene, camera, pose, lower, upper, centre: Hits) -> FrameTruth:
-    sky = centre.target == SKY
-    ground = centre.target == GROUND
-    on_box = ~(sky | ground)
-    box = np.where(on_box, centre.target, 0)
-    kind = scene.boxes.kind[box]
-
-    semantic = np.where(on_box, _KIND_SEMANTIC[kind], np.where(sky, SEMANTIC_SKY, SEMANTIC_ROAD)).astype(np.uint8)
-    motion = np.where(on_box, _KIND_MOTION[kind], MOTION_BACKGROUND).astype(np.uint8)
-
+    # Lookup tables indexed by target + 2 (GROUND = -2, SKY = -1, then the boxes).
+    kinds = scene.boxes.kind
+    semantic_of = np.concatenate([[SEMANTIC_ROAD, SEMANTIC_SKY], _KIND_SEMANTIC[kinds]]).astype(np.uint8)
+    motion_of = np.concatenate([[MOTION_BACKGROUND, MOTION_BACKGROUND], _KIND_MOTION[kinds]]).astype(np.uint8)
     # Boxes only translate, so every point of a box moves by its velocity; rotate it into camera axes.
     world_to_camera = (pose[:3, :3] @ CAMERA_TO_BODY).T
-    velocity_camera = scene.boxes.velocity @ world_to_camera.T  # (N, 3)
-    flow = np.where(on_box[..., None], velocity_camera[box], 0.0).astype(np.float32)
+    flow_of = np.concatenate([np.zeros((2, 3)), scene.boxes.velocity @ world_to_camera.T]).astype(np.float32)
+    lookup = centre.target + 2
 
     grid = lidar_grid(camera)
     scan = cast(camera, grid, pose, lower, upper)
@@ -127,10 +122,10 @@ def _truth(scene, camera, pose, lower, upper, centre: Hits) -> FrameTruth:
     lidar = np.stack([grid.u[cols], grid.v[rows], scan.depth[rows, cols]], axis=1).astype(np.float32)
 
     return FrameTruth(
-        depth=np.where(sky, 0.0, centre.depth),
-        semantic=semantic,
-        motion=motion,
-        scene_flow=flow,
+        depth=np.where(centre.target == SKY, 0.0, centre.depth),
+        semantic=semantic_of[lookup],
+        motion=motion_of[lookup],
+        scene_flow=flow_of[lookup],
         lidar=lidar,
     )
 

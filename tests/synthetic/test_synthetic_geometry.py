@@ -114,7 +114,8 @@ def _warp_check(front, frame, use_flow: bool):
     agree = valid & (np.abs(predicted * z - 1.0) < 0.01)
 
     colour_next = image(front, frame + 1)
-    sampled = sum(w[:, None] * colour_next[r, c] for w, (r, c) in zip(weights, [(r0, c0), (r0, c0 + 1), (r0 + 1, c0), (r0 + 1, c0 + 1)]))
+    neighbours = [(r0, c0), (r0, c0 + 1), (r0 + 1, c0), (r0 + 1, c0 + 1)]
+    sampled = sum(w[:, None] * colour_next[r, c] for w, (r, c) in zip(weights, neighbours))
     photometric = np.abs(sampled - image(front, frame).reshape(-1, 3)).mean(axis=1)
     moving = masks(front, frame)["motion"].reshape(-1) == MOVING
     return valid, agree, moving, photometric
