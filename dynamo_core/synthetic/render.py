@@ -1,7 +1,8 @@
 """Render one frame of a scene: a supersampled colour image and exact ground truth.
 
-Ground truth is taken from one ray through each pixel centre; colour from a grid of
-`supersample` x `supersample` rays per pixel, averaged later.
+Ground truth is taken from one ray through each pixel centre. Colour is anti-aliased twice:
+textures are box-filtered analytically over each ray's footprint, and pixels where the
+surface changes are supersampled with `supersample` x `supersample` rays.
 """
 
 from __future__ import annotations
@@ -91,10 +92,10 @@ def lidar_grid(camera: Camera) -> RayGrid:
 def render_frame(scene: sc.Scene, camera: Camera, frame: int, supersample: int = 2) -> tuple[np.ndarray, FrameTruth]:
     """Colour image (H, W, 3) float32 in [0, 1] and the ground truth of one frame.
 
-    Anti-aliasing is adaptive supersampling: a pixel whose `supersample` x `supersample`
-    sub-rays all see the same face is shaded once at its centre with a pixel-wide texture
-    filter; a pixel on an edge is the mean of its sub-rays, each shaded with a filter of
-    the sub-ray's width.
+    Anti-aliasing is adaptive supersampling: a pixel whose centre ray sees the same face as
+    those of its 8 neighbours is shaded once, with a pixel-wide texture filter; any other
+    pixel is the mean of its `supersample` x `supersample` sub-rays, each shaded with a
+    filter of the sub-ray's width.
     """
     pose = scene.ego.camera_to_world(frame)
     lower, upper = scene.boxes.at(frame)
