@@ -13,6 +13,7 @@ from dynamo_core.losses import LossConfig
 from .options import int_list, str_list
 from .output import err_console, handle_errors
 from .progress import TrainingProgress
+from dynamo_core.training.distributed import LaunchSpec
 
 DATASETS = "kitti, waymo, nuscenes or synthetic"
 
@@ -122,7 +123,9 @@ def train(
     gp_tol: float = typer.Option(0.005, "--gp-tol", help="RANSAC inlier tolerance of the road plane."),
     gp_max_it: int = typer.Option(100, "--gp-max-it", help="RANSAC hypotheses."),
     gp_np_per_it: int = typer.Option(5, "--gp-np-per-it", help="Points per RANSAC hypothesis."),
-    load: str = typer.Option("", "-l", "--load", help="Start from the weights of this checkpoint folder."),
+    load: str = typer.Option("", "-l", "--load", help="Start from the weights of this checkpoint folder, "
+                             "or of a released model by name (e.g. K_Dynamo-Depth), downloaded if missing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Download a released checkpoint named by --load without asking."),
     resume: bool = typer.Option(False, "--resume", help="Continue LOG_DIR/NAME from its latest complete checkpoint."),
     log_frequency: int = typer.Option(100, "--log-frequency", help="Steps between TensorBoard image panels."),
     save_frequency: int = typer.Option(1, "--save-frequency", help="Epochs between checkpoints."),
@@ -132,6 +135,12 @@ def train(
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps in total (0: no cap)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)."),
     wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases."),
+    gpus: int = typer.Option(1, "--gpus", help="Worker processes on this machine (one per GPU; with --device cpu, CPU processes). "
+                             "More than 1 trains with DistributedDataParallel through torchrun."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines in a multi-node run."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's rank in a multi-node run."),
+    master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Address of node 0 in a multi-node run."),
+    master_port: int = typer.Option(29500, "--master-port", help="Port of node 0 in a multi-node run."),
 ) -> None:
     """Train depth, pose, complete flow and motion mask in four phases.
 
@@ -141,6 +150,10 @@ def train(
     from dynamo_core.training.run import build_training_dataset
     from dynamo_core.training.trainer import Trainer
 
+    from .download import checkpoint_folder
+
+    if load:
+        load = str(checkpoint_folder(load, yes=yes))
     loss = LossConfig(
         weights={"p_photo": g_p_photo, "d_smooth": g_d_smooth, "d_ground": g_d_ground, "c_smooth": g_c_smooth,
                  "c_consistency": g_c_consistency, "m_sparsity": g_m_sparsity, "m_smooth": g_m_smooth},
@@ -156,9 +169,36 @@ def train(
         epoch_size=epoch_size, loss=loss, load=load, log_frequency=log_frequency, save_frequency=save_frequency,
         num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
     )
+    run_dir = Path(config.train.log_dir) / config.train.name
+    if gpus > 1 or nnodes > 1:
+        launch_distributed(config, run_dir, LaunchSpec(gpus, nnodes, node_rank, master_addr, master_port, resume))
+        typer.echo(f"finished; checkpoints in {run_dir / 'models'}")
+        return
     with TrainingProgress(err_console) as progress:
         dataset_obj = build_training_dataset(config, progress=progress.checking_files)
         trainer = Trainer(config, dataset_obj, callbacks=progress, resume=resume)
         final = trainer.fit()
-    run_dir = Path(config.train.log_dir) / config.train.name
     typer.echo(f"finished {final.phase} epoch {final.epoch} after {final.global_step} steps; checkpoints in {run_dir / 'models'}")
+
+
+def launch_distributed(config: RunConfig, run_dir: Path, spec) -> None:
+    """Check the data once here, write the config the workers read, and start them."""
+    import torch
+
+    from dynamo_core.config import save_json
+    from dynamo_core.errors import ConfigError
+    from dynamo_core.training.distributed import launch
+    from dynamo_core.training.run import build_training_dataset
+
+    if spec.nproc_per_node < 1 or spec.nnodes < 1:
+        raise ConfigError("--gpus and --nnodes must be at least 1.")
+    if config.train.device == "cuda" and torch.cuda.device_count() < spec.nproc_per_node:
+        raise ConfigError(
+            f"--gpus {spec.nproc_per_node} asks for more GPUs than the {torch.cuda.device_count()} visible; "
+            "lower --gpus or use --device cpu."
+        )
+    with TrainingProgress(err_console) as progress:
+        build_training_dataset(config, progress=progress.checking_files)
+    config_path = run_dir / "launch_config.json"
+    save_json(config, config_path)
+    launch(spec, config_path, run_dir)

@@ -24,6 +24,7 @@ from ..config import RunConfig, save_json
 from ..errors import ConfigError, DynamoError
 from ..model import DynamoModel
 from .checkpoint import load_weights
+from .distributed import barrier
 from .logger import RunLogger
 from .state import (
     PHASE_ORDER,
@@ -258,6 +259,7 @@ class Trainer:
                 last_epoch = epoch == epochs - 1
                 if stop or last_epoch or (epoch + 1) % self.config.train.save_frequency == 0:
                     self._save(progress, optimizer, scheduler)
+                    barrier()  # no rank runs ahead of a checkpoint that is still being written
                 if stop:
                     log.info("stopped at --max-steps %d", self.config.train.max_steps)
                     self.logger.close()
