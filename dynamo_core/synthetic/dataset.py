@@ -18,6 +18,7 @@ byte is a function of the settings: the same seed gives identical files.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
@@ -49,6 +50,7 @@ JPEG_QUALITY = 95
 SUPERSAMPLE = 2
 _FRAMES_PER_TASK = 10
 _SMALL_JOB_PIXELS = 4_000_000  # below this many rendered pixels, worker start-up costs more than it saves
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 _MANIFEST = "synthetic.json"
 _SEQUENCE_MARKER = "sequence.json"
 
@@ -96,9 +98,9 @@ def generate_dataset(
 
     The last `test_sequences` sequences go to `out/test`, the others to `out/train`.
     Sequences already complete with the same settings are skipped; `force` renders everything
-    again. `workers` processes render in parallel (default: the available cores, or none for
-    small jobs); the output does not depend on it. Workers are started with `spawn`, so a script
-    that calls this must do so under `if __name__ == "__main__":`.
+    again. `workers` processes render in parallel (default: the available cores; small jobs render
+    in this process); the output does not depend on it. Workers are started with `spawn`, so a
+    script that calls this must do so under `if __name__ == "__main__":`.
 
     `progress(done, total)` is called with counts of frames as sequences advance.
     """
@@ -265,15 +267,14 @@ def _render_all(out, folders, todo, settings, progress, workers, done, total) ->
             progress(done, total)
 
     pixels = len(todo) * settings["frames"] * settings["height"] * settings["width"]
-    if workers is None:
-        workers = 1 if pixels < _SMALL_JOB_PIXELS else _available_cores()
-    workers = min(workers, len(tasks))
-    if workers == 1:
+    if pixels < _SMALL_JOB_PIXELS and (workers is None or workers == 1):
         for task in tasks:
             _render_task(task)
             finished(task)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    processes = min(workers or _available_cores(), len(tasks))
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_keep_freed_memory) as pool:
         futures = {pool.submit(_render_task, task): task for task in tasks}
         try:
             for future in as_completed(futures):
@@ -288,6 +289,21 @@ def _render_all(out, folders, todo, settings, progress, workers, done, total) ->
             for future in futures:  # do not wait for work nobody will use
                 future.cancel()
             raise
+
+
+def _keep_freed_memory() -> None:
+    """Let a worker's allocator reuse freed memory instead of returning it to the system.
+
+    Rendering allocates many short-lived arrays of a few megabytes; with glibc's defaults each
+    one is mapped and unmapped again, and the page faults cost about a quarter of the time.
+    Worker processes are this generator's own, so changing their allocator affects nobody else.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):  # not glibc: keep the defaults
+        pass
 
 
 def _available_cores() -> int:
