@@ -57,7 +57,8 @@ def main() -> None:
         "frames": args.frames,
         "height": args.height,
         "width": args.width,
-        "workers": args.workers if args.workers is not None else len(os.sched_getaffinity(0)),
+        "workers": args.workers,  # null: the generator's default (every core, or in-process for small jobs)
+        "cores_available": len(os.sched_getaffinity(0)),
         "seconds_total": round(seconds, 3),
         "seconds_per_frame": round(seconds / total_frames, 5),
         "cpu_seconds_total": round(cpu, 3),
