@@ -1,0 +1,50 @@
+"""`dynamo demo --smoke`: the whole pipeline end to end, and a rerun that continues instead of starting over."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from dynamo_cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_smoke_demo_writes_report_figures_and_metrics_then_resumes(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--smoke", "--budget-minutes", "2"])
+    assert result.exit_code == 0, result.output
+    for name in ("report.md", "report.html", "metrics.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("baseline/depth", "dynamo/depth", "dynamo/motseg", "baseline/odometry", "dynamo/odometry"):
+        assert key in metrics["metrics"], key
+    regions = metrics["metrics"]["dynamo/depth"]["regions"]
+    assert set(regions) == {"background", "moving", "static"}
+    measures = [row[0] for row in metrics["summary"]]
+    assert "abs_rel, moving" in measures and "motion mask best F1" in measures
+    report = (out / "report.md").read_text()
+    images = [line.split("(", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert any(path.endswith(".png") and "motseg" in path for path in images)
+    assert len(images) >= 2
+    for path in images:
+        assert (out / path).is_file(), path
+    assert "<table>" in (out / "report.html").read_text()
+    assert "abs_rel, moving" in result.stdout
+
+    final = out / "run" / "models" / "fine_tune_01" / "depth_enc.pth"
+    stamp = final.stat().st_mtime_ns
+    again = runner.invoke(app, ["demo", "--out", str(out), "--smoke", "--json"])
+    assert again.exit_code == 0, again.output
+    assert final.stat().st_mtime_ns == stamp  # nothing was retrained
+    assert json.loads(again.stdout)["summary"] == metrics["summary"]
+
+
+def test_bad_budget_and_model(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--budget-minutes", "0"])
+    assert result.exit_code == 1 and "--budget-minutes must be positive" in result.stderr
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--depth-model", "vit"])
+    assert result.exit_code == 1 and "--depth-model must be one of" in result.stderr
