@@ -5,11 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dynamo_core.training.trainer import Callbacks, StepInfo
 
 
-class TrainingProgress(Callbacks):
-    """One bar per phase: epoch, loss, examples/s and ETA."""
+class TrainingProgress:
+    """One bar per phase: epoch, loss, examples/s and ETA (the trainer's Callbacks interface)."""
 
     def __init__(self, console: Console):
         self.progress = Progress(
@@ -44,9 +43,12 @@ class TrainingProgress(Callbacks):
         total = (epochs - start_epoch) * batches_per_epoch
         self.task = self.progress.add_task(phase, total=total, status="")
 
-    def step_finished(self, info: StepInfo) -> None:
+    def step_finished(self, info) -> None:
         status = f"epoch {info.epoch + 1}/{info.epochs}  loss {info.loss:.4f}  {info.examples_per_second:.1f} ex/s"
         if info.skipped:
             status += "  [yellow]skipped non-finite[/]"
         self.progress.update(self.task, advance=1, status=status)
+
+    def checkpoint_saved(self, folder) -> None:
+        pass
 

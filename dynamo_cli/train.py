@@ -8,12 +8,10 @@ from typing import Optional, Tuple
 import typer
 
 from dynamo_core.config import DATASET_SIZES, DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
-from dynamo_core.losses import LossConfig
 
 from .options import int_list, str_list
 from .output import err_console, handle_errors
 from .progress import TrainingProgress
-from dynamo_core.training.distributed import LaunchSpec
 
 DATASETS = "kitti, waymo, nuscenes or synthetic"
 
@@ -41,7 +39,7 @@ def build_config(
     scheduler_step_size: int,
     epoch_schedule: Tuple[int, int, int, int],
     epoch_size: int,
-    loss: LossConfig,
+    loss,
     load: str,
     log_frequency: int,
     save_frequency: int,
@@ -147,6 +145,8 @@ def train(
     Checkpoints go to LOG_DIR/NAME/models/<phase>_<epoch>/ in the released per-module layout,
     TensorBoard events to LOG_DIR/NAME/tensorboard/, the config to LOG_DIR/NAME/config.json.
     """
+    from dynamo_core.losses import LossConfig
+    from dynamo_core.training.distributed import LaunchSpec
     from dynamo_core.training.run import build_training_dataset
     from dynamo_core.training.trainer import Trainer
 
