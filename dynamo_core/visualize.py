@@ -1,11 +1,15 @@
 """Pictures of predictions: colour maps, optical-flow colour wheels and panels.
 
-Everything returns float images (B, 3, H, W) in [0, 1] or uint8 (H, W, 3) arrays.
+Everything returns float images (B, 3, H, W) in [0, 1] or uint8 (H, W, 3) arrays; `write_mp4`
+encodes uint8 frames as a video.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -89,3 +93,33 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 def grid(rows: list[list[torch.Tensor]]) -> torch.Tensor:
     """Tile equally sized (3, H, W) images into one (3, rows*H, cols*W) panel."""
     return torch.cat([torch.cat(row, dim=2) for row in rows], dim=1)
+
+
+def write_mp4(frames, path, fps: float = 10.0) -> None:
+    """Encode (H, W, 3) uint8 frames as an H.264 mp4, atomically (a temporary file moved into place).
+
+    Args:
+        frames: an iterable of equally sized (H, W, 3) uint8 arrays; H and W must be even.
+        path: the target `.mp4` file.
+    """
+    import imageio.v2 as imageio  # with its ffmpeg plugin, only needed for videos
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.mp4")
+    os.close(handle)
+    try:
+        writer = imageio.get_writer(temp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
+                                    macro_block_size=1, ffmpeg_log_level="error")
+        try:
+            for frame in frames:
+                writer.append_data(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # temporary files start private
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
