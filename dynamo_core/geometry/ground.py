@@ -76,8 +76,9 @@ def fit_ground_plane(
     planes = _solve(*_design(sampled))  # (B, K, 3, 1)
 
     design, target = _design(candidates)  # (B, N, 3), (B, N, 1)
-    residual = (design[:, None] @ planes - target[:, None]).abs().squeeze(-1)  # (B, K, N)
-    inliers = residual < tolerance
+    x, y, z = (c[:, None, :] for c in candidates.unbind(-1))  # (B, 1, N) each
+    w1, w2, w3 = (p[..., None] for p in planes[..., 0].unbind(-1))  # (B, K, 1) each
+    inliers = (w1 * x + w2 * z + w3 - y).abs() < tolerance  # (B, K, N), without a (B, K, N, 3) intermediate
     best = inliers.sum(-1).argmax(-1)  # (B,)
     best_inliers = inliers[torch.arange(batch, device=points.device), best].to(points.dtype)  # (B, N)
 
