@@ -9,8 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dynamo_core.evaluation.inference import EvalOptions
-
 from .output import err_console, handle_errors, out_console, print_json
 
 app = typer.Typer(help="Score a checkpoint: depth, motion segmentation or odometry.", no_args_is_help=True)
@@ -62,8 +60,10 @@ JSON = typer.Option(False, "--json", help="Print one JSON document on stdout ins
 
 def eval_options(load: str, yes: bool, dataset: str, data_path: Path, split: Optional[str], depth_model: Optional[str],
                  height: Optional[int], width: Optional[int], eval_dir: Path, batch_size: int, num_workers: int,
-                 device: str) -> EvalOptions:
-    """The shared options, with a released checkpoint name resolved (and downloaded if allowed)."""
+                 device: str):
+    """The shared options as EvalOptions, with a released checkpoint name resolved (and downloaded if allowed)."""
+    from dynamo_core.evaluation.inference import EvalOptions
+
     from .download import checkpoint_folder
 
     return EvalOptions(
@@ -92,7 +92,7 @@ def depth(
     full image, 75 m). Regions are scored where the split has test_mask_files.txt.
     Writes depth.txt and depth.json.
     """
-    from dynamo_core.evaluation.depth_runner import run_depth
+    from dynamo_core.evaluation.depth_runner import format_value, run_depth
 
     options = eval_options(load, yes, dataset, data_path, split, depth_model, height, width, eval_dir, batch_size,
                            num_workers, device)
@@ -104,11 +104,11 @@ def depth(
         return
     table = Table("", *result.overall._fields, title=f"depth: {result.summary['model']} on {dataset}")
     for region, errors in result.table_rows():
-        table.add_row(region, *(f"{value:.3f}" for value in errors))
+        table.add_row(region, *(format_value(value) for value in errors))
     out_console.print(table)
-    out_console.print(f"{result.image_count} images; regions over {result.region_image_count} images with motion "
-                      f"labels{'' if not result.region_note else ' (not scored: ' + result.region_note + ')'}",
-                      highlight=False)
+    regions = (f"regions not scored: {result.region_note}" if result.region_note else
+               f"regions over {result.region_image_count} image(s) with motion labels; n/a: no scored point")
+    out_console.print(f"{result.image_count} image(s); {regions}", highlight=False)
 
 
 @app.command("motseg")

@@ -17,7 +17,7 @@ from .output import handle_errors, out_console, print_json
 
 PANEL_HELP = (
     "Panels left to right, from image, disp, ego_flow, ind_flow, mask, complete_flow, total_flow "
-    "(comma separated). Default: image,disp,ego_flow,ind_flow,mask."
+    "(comma separated)."
 )
 
 

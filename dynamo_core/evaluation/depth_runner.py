@@ -8,6 +8,7 @@ over the images of `test_mask_files.txt`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,11 @@ def evaluate_depth(context: EvalContext, progress: Progress | None = None) -> De
     return result
 
 
+def format_value(value: float) -> str:
+    """3 decimals; n/a for a region without any scored point."""
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+
 def format_report(result: DepthEvalResult) -> str:
     """The text report: what was scored and one row of metrics per region, 3 decimals."""
     summary = result.summary
@@ -141,7 +147,7 @@ def format_report(result: DepthEvalResult) -> str:
         f"{'':<12}" + "".join(f"{name:>10}" for name in DEPTH_METRIC_NAMES),
     ]
     for region, errors in result.table_rows():
-        lines.append(f"{region:<12}" + "".join(f"{value:>10.3f}" for value in errors))
+        lines.append(f"{region:<12}" + "".join(f"{format_value(value):>10}" for value in errors))
     if result.region_note:
         lines.append(f"regions not scored: {result.region_note}")
     return "\n".join(lines) + "\n"

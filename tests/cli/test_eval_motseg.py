@@ -40,7 +40,6 @@ def args(checkpoint, dataset, data_path, split, tmp_path, *extra) -> list[str]:
             "--eval-dir", str(tmp_path / "outputs"), "--num-workers", "0", *extra]
 
 
-@pytest.mark.slow
 def test_waymo_end_to_end(checkpoint, tmp_path):
     split = split_folder(tmp_path, {"test_files.txt": f"{SEGMENT} 1\n", "test_mask_files.txt": f"{SEGMENT} 1\n"})
     result = runner.invoke(app, args(checkpoint, "waymo", TINY_WAYMO, split, tmp_path, "--json"))

@@ -37,7 +37,6 @@ def args(checkpoint, dataset, data_path, tmp_path, *extra) -> list[str]:
             "--eval-dir", str(tmp_path / "outputs"), "--num-workers", "0", *extra]
 
 
-@pytest.mark.slow
 def test_kitti_test_segments(checkpoints, tmp_path):
     split = tmp_path / "split"
     split.mkdir()
@@ -53,7 +52,6 @@ def test_kitti_test_segments(checkpoints, tmp_path):
     assert "2011_09_26_drive_0001_sync.mp4" in result.stdout and str(folder) in result.stdout
 
 
-@pytest.mark.slow
 def test_waymo_chosen_frame_with_every_panel(checkpoints, tmp_path):
     panels = "image,disp,ego_flow,ind_flow,mask,complete_flow,total_flow"
     result = runner.invoke(app, args(checkpoints["waymo"], "waymo", TINY_WAYMO, tmp_path, "--frames", f"{SEGMENT} 1",

@@ -126,3 +126,18 @@ def test_split_without_test_files(checkpoint, scenes, tmp_path):
     (tmp_path / "split").mkdir()
     with pytest.raises(DataError, match="test_files.txt is missing"):
         depth_runner.run_depth(options(checkpoint, scenes, tmp_path, split=str(tmp_path / "split")))
+
+
+@pytest.mark.slow
+def test_evaluation_does_not_load_the_trainer():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import dynamo_core.evaluation.depth_runner, dynamo_core.evaluation.motseg_runner\n"
+        "import dynamo_core.evaluation.odometry_runner, dynamo_core.evaluation.visualize_runner\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('dynamo_core.training.', 'dynamo_core.losses'))))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['dynamo_core.training.checkpoint']"
