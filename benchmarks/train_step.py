@@ -1,6 +1,11 @@
 """Median wall time of one training step per phase, and peak memory. Prints one JSON object.
 
     python benchmarks/train_step.py --depth-model litemono -b 2 --height 192 --width 640 --threads 2
+
+`--work reference` repeats the work pattern of the reference implementation with this code base,
+for a like-for-like comparison on the same machine: depth for every frame (two results unused),
+gradients through every network whatever the phase trains, the default memory layout and allocator.
+The loss values are the same in both modes.
 """
 
 from __future__ import annotations
@@ -51,6 +56,17 @@ def frames(height: int, width: int, batch: int) -> dict:
     return item
 
 
+class ReferenceWork(torch.nn.Module):
+    """The reference work pattern: depth for every frame and a graph through every network."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, trainable=None):
+        return self.model(batch, depth_frames=tuple(self.model.config.frame_ids), trainable=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth-model", default="litemono", choices=["litemono", "monodepthv2"])
@@ -60,9 +76,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per phase (after one warm-up step)")
     parser.add_argument("--phases", default="disp_init,motion_init,mask_init,fine_tune")
+    parser.add_argument("--work", default="ours", choices=["ours", "reference"])
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.work == "reference":
+        import dynamo_core.training.trainer as trainer_module
+
+        trainer_module.keep_freed_memory = lambda: None
+        trainer_module.prefer_channels_last = lambda model, device: None
     with tempfile.TemporaryDirectory() as run_dir:
         config = RunConfig(
             model=ModelConfig(depth_model=args.depth_model, weights_init="scratch", height=args.height, width=args.width,
@@ -72,17 +94,19 @@ def main() -> None:
             train=TrainConfig(log_dir=run_dir, name="bench", log_frequency=10**9, device="cpu", threads=args.threads),
         )
         trainer = Trainer(config, dataset=[None])
+        model = trainer.model
+        network = ReferenceWork(model) if args.work == "reference" else model
         batch = frames(args.height, args.width, args.batch_size)
         results = {}
         for name in args.phases.split(","):
             phase = PHASES[name]
-            trainer.model.set_heads(phase.complete_flow, phase.motion_mask)
-            trainer.model.train()
-            optimizer = torch.optim.Adam(trainer.model.parameters_of(list(phase.networks)), lr=1e-4)
+            model.set_heads(phase.complete_flow, phase.motion_mask)
+            model.train()
+            optimizer = torch.optim.Adam(model.parameters_of(list(phase.networks)), lr=1e-4)
             times = []
             for step in range(args.steps + 1):
                 started = time.perf_counter()
-                trainer.train_step(trainer.model, optimizer, phase, dict(batch), 10 + step, 100, 1 + step)
+                trainer.train_step(network, optimizer, phase, dict(batch), 10 + step, 100, 1 + step)
                 times.append(time.perf_counter() - started)
             times = times[1:]
             results[name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .geometry.image import SSIMReference
 from .geometry import (
     backproject,
     depth_to_disp,
@@ -32,7 +33,6 @@ from .geometry import (
     fit_ground_plane,
     ground_plane_depth,
     project,
-    ssim,
     transform_points,
 )
 
@@ -135,10 +135,24 @@ def _upsample(x: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+class PhotometricError:
+    """Weighted SSIM + L1 against one target, whose SSIM statistics are computed once."""
+
+    def __init__(self, target: torch.Tensor, ssim_weight: float):
+        self.target = target
+        self.reference = SSIMReference(target)
+        self.ssim_weight = ssim_weight
+
+    def __call__(self, pred: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 1, H, W)."""
+        l1 = (self.target - pred).abs().mean(1, keepdim=True)
+        structure = self.reference.dissimilarity(pred).mean(1, keepdim=True)
+        return self.ssim_weight * structure + (1 - self.ssim_weight) * l1
+
+
 def photometric_error(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
     """(B, 3, H, W) x2 -> (B, 1, H, W) weighted SSIM + L1."""
-    l1 = (target - pred).abs().mean(1, keepdim=True)
-    return ssim_weight * ssim(pred, target).mean(1, keepdim=True) + (1 - ssim_weight) * l1
+    return PhotometricError(target, ssim_weight)(pred)
 
 
 def compute(
@@ -179,10 +193,11 @@ def compute(
     train_flow = phase.trains("CmpFlow") and phase.complete_flow
     train_mask = phase.trains("MotMask") and phase.motion_mask
 
+    error_to_target = PhotometricError(target, config.ssim_weight)
     identity_error = None
     if phase.automask:
         # Independent of the networks, so computed once for all scales.
-        identity_error = torch.cat([photometric_error(batch["color", f, 0], target, config.ssim_weight) for f in sources], 1)
+        identity_error = torch.cat([error_to_target(batch["color", f, 0]) for f in sources], 1)
         noise = torch.randn(identity_error.shape, generator=generator, dtype=identity_error.dtype)
         identity_error = identity_error + noise.to(identity_error.device) * 1e-5  # breaks ties with the warped error
 
@@ -222,7 +237,7 @@ def compute(
                 complete = residual = independent = None
 
             warped = F.grid_sample(batch["color", frame, 0], grid, padding_mode="border", align_corners=True)
-            errors.append(photometric_error(warped, target, config.ssim_weight))
+            errors.append(error_to_target(warped))
 
             if keep_visuals and scale == 0:
                 visuals[frame] = {

@@ -9,6 +9,32 @@ _C1 = 0.01**2
 _C2 = 0.03**2
 
 
+class SSIMReference:
+    """The fixed image of many SSIM comparisons, with its local statistics computed once.
+
+    Args:
+        y: (B, C, H, W) image in [0, 1].
+    """
+
+    def __init__(self, y: torch.Tensor):
+        self.padded = F.pad(y, (1, 1, 1, 1), mode="reflect")
+        self.mu = F.avg_pool2d(self.padded, 3, 1)
+        self.sigma = F.avg_pool2d(self.padded**2, 3, 1) - self.mu**2
+
+    def dissimilarity(self, x: torch.Tensor) -> torch.Tensor:
+        """(1 - SSIM(x, y)) / 2 as `ssim(x, y)`: (B, C, H, W) in [0, 1]."""
+        channels = x.shape[1]
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        # One pooling pass over [x, x^2, x*y] instead of three.
+        pooled = F.avg_pool2d(torch.cat([x, x**2, x * self.padded], dim=1), 3, 1)
+        mu_x, mean_x2, mean_xy = pooled.split(channels, dim=1)
+        sigma_x = mean_x2 - mu_x**2
+        sigma_xy = mean_xy - mu_x * self.mu
+        numerator = (2 * mu_x * self.mu + _C1) * (2 * sigma_xy + _C2)
+        denominator = (mu_x**2 + self.mu**2 + _C1) * (sigma_x + self.sigma + _C2)
+        return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Structural dissimilarity (1 - SSIM) / 2 over 3x3 windows with reflection padding.
 
@@ -17,16 +43,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, H, W) values in [0, 1]; 0 where the images agree.
     """
-    x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
-    mu_x = F.avg_pool2d(x, 3, 1)
-    mu_y = F.avg_pool2d(y, 3, 1)
-    sigma_x = F.avg_pool2d(x**2, 3, 1) - mu_x**2
-    sigma_y = F.avg_pool2d(y**2, 3, 1) - mu_y**2
-    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
-    numerator = (2 * mu_x * mu_y + _C1) * (2 * sigma_xy + _C2)
-    denominator = (mu_x**2 + mu_y**2 + _C1) * (sigma_x + sigma_y + _C2)
-    return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
+    return SSIMReference(y).dissimilarity(x)
 
 
 def edge_aware_smoothness(field: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:

@@ -18,7 +18,6 @@ byte is a function of the settings: the same seed gives identical files.
 
 from __future__ import annotations
 
-import ctypes
 import io
 import json
 import logging
@@ -37,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, DataError
+from ..runtime import keep_freed_memory
 from . import scene as sc
 from .raycast import Camera
 from .render import LIDAR_MAX_DEPTH, MOTION_CODES, SEMANTIC_CODES, render_frame
@@ -50,7 +50,6 @@ JPEG_QUALITY = 95
 SUPERSAMPLE = 2
 _FRAMES_PER_TASK = 10
 _SMALL_JOB_PIXELS = 4_000_000  # below this many rendered pixels, worker start-up costs more than it saves
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 _MANIFEST = "synthetic.json"
 _SEQUENCE_MARKER = "sequence.json"
 
@@ -274,7 +273,7 @@ def _render_all(out, folders, todo, settings, progress, workers, done, total) ->
         return
     processes = min(workers or _available_cores(), len(tasks))
     context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_keep_freed_memory) as pool:
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=keep_freed_memory) as pool:
         futures = {pool.submit(_render_task, task): task for task in tasks}
         try:
             for future in as_completed(futures):
@@ -289,21 +288,6 @@ def _render_all(out, folders, todo, settings, progress, workers, done, total) ->
             for future in futures:  # do not wait for work nobody will use
                 future.cancel()
             raise
-
-
-def _keep_freed_memory() -> None:
-    """Let a worker's allocator reuse freed memory instead of returning it to the system.
-
-    Rendering allocates many short-lived arrays of a few megabytes; with glibc's defaults each
-    one is mapped and unmapped again, and the page faults cost about a quarter of the time.
-    Worker processes are this generator's own, so changing their allocator affects nobody else.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
-    except (OSError, AttributeError):  # not glibc: keep the defaults
-        pass
 
 
 def _available_cores() -> int:

@@ -23,6 +23,7 @@ from .. import losses
 from ..config import RunConfig, save_json
 from ..errors import ConfigError, DynamoError
 from ..model import DynamoModel
+from ..runtime import keep_freed_memory, prefer_channels_last
 from .checkpoint import load_weights
 from .distributed import barrier
 from .logger import RunLogger
@@ -135,6 +136,9 @@ class Trainer:
 
         torch.manual_seed(config.train.seed + rank)
         self.model = DynamoModel(config.model).to(self.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
+            prefer_channels_last(self.model, self.device)
         self.wrap_model = wrap_model or (lambda model, phase: model)
         self.loss_generator = torch.Generator().manual_seed(config.train.seed * 7919 + rank)
         self.resume_from = latest_checkpoint(self.models_dir) if resume else None
