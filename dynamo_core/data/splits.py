@@ -104,6 +104,6 @@ def validate_items(dataset, progress: Callable[[int, int], None] | None = None) 
         more = f" and {len(missing) - MAX_LISTED_MISSING} more" if len(missing) > MAX_LISTED_MISSING else ""
         raise DataError(
             f"{len(missing)} file(s) the split needs are missing: {shown}{more}. "
-            "Check --data-path, --img-type and the split, or re-create the data with `dynamo prepare`."
+            "Check --data-path, the image type and the split, or re-create the data with `dynamo prepare`."
         )
     return len(seen)

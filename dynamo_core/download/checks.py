@@ -13,8 +13,6 @@ import zipfile
 import zlib
 from pathlib import Path
 
-import torch
-
 from .transport import DownloadError
 
 MAX_UNPACKED_BYTES = 4 << 30  # far above any released checkpoint; stops zip bombs
@@ -89,6 +87,8 @@ def unpack_checkpoint_zip(zip_path: Path, dest: Path, required: tuple[str, ...])
 
 def load_weights_only(path: Path) -> object:
     """`torch.load(path, weights_only=True)`; a file that needs code or objects to load is refused."""
+    import torch  # deferred: the CLI imports this module at start-up
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
@@ -105,6 +105,8 @@ def load_weights_only(path: Path) -> object:
 
 def check_module_state(path: Path) -> dict:
     """A checkpoint module file: a non-empty mapping of names to tensors (plus `height`/`width` numbers)."""
+    import torch  # deferred: the CLI imports this module at start-up
+
     state = load_weights_only(path)
     if not isinstance(state, dict) or not state or not all(isinstance(k, str) for k in state):
         raise RejectedContent(f"{path.name} does not hold a state dict (a mapping of parameter names to tensors)")
@@ -116,6 +118,8 @@ def check_module_state(path: Path) -> dict:
 
 def check_tensor_dict(state: object, what: str) -> dict:
     """`state` must be a non-empty mapping of names to tensors."""
+    import torch  # deferred: the CLI imports this module at start-up
+
     if (
         not isinstance(state, dict)
         or not state

@@ -10,8 +10,6 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import torch
-
 from ..errors import ConfigError
 from . import transport
 from .catalog import LITEMONO_DRIVE_ID, RESNET_DEPTHS, drive_url
@@ -39,6 +37,8 @@ def resnet_url(num_layers: int) -> str:
 
 def resnet_destination(num_layers: int) -> Path:
     """Where torch hub (and the model code) keeps the ResNet weights."""
+    import torch  # deferred: the CLI imports this module at start-up
+
     return Path(torch.hub.get_dir()) / "checkpoints" / resnet_url(num_layers).rsplit("/", 1)[-1]
 
 

@@ -26,6 +26,12 @@ def _output_stem(path: str | os.PathLike) -> Path:
     return path.with_suffix("") if path.suffix.lower() in {f".{fmt}" for fmt in FIGURE_FORMATS} else path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _save_atomic(figure: Figure, path: Path, fmt: str) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,6 +39,7 @@ def _save_atomic(figure: Figure, path: Path, fmt: str) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             figure.savefig(stream, format=fmt, dpi=150, bbox_inches="tight")
+        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp creates 0600; figures are for sharing
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
