@@ -76,14 +76,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per phase (after one warm-up step)")
     parser.add_argument("--phases", default="disp_init,motion_init,mask_init,fine_tune")
-    parser.add_argument("--work", default="ours", choices=["ours", "reference"])
+    parser.add_argument("--work", default="ours", choices=["ours", "reference", "both"],
+                        help="both: alternate steps of the two in one process (same allocator), report the ratio")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    if args.work == "reference":
-        import dynamo_core.training.trainer as trainer_module
+    import dynamo_core.training.trainer as trainer_module
 
+    if args.work == "reference":
         trainer_module.keep_freed_memory = lambda: None
+    if args.work in ("reference", "both"):
+        prefer = trainer_module.prefer_channels_last
         trainer_module.prefer_channels_last = lambda model, device: None
     with tempfile.TemporaryDirectory() as run_dir:
         config = RunConfig(
@@ -93,23 +96,33 @@ def main() -> None:
             optim=OptimConfig(batch_size=args.batch_size),
             train=TrainConfig(log_dir=run_dir, name="bench", log_frequency=10**9, device="cpu", threads=args.threads),
         )
-        trainer = Trainer(config, dataset=[None])
-        model = trainer.model
-        network = ReferenceWork(model) if args.work == "reference" else model
+        runs = {}
+        modes = ["ours", "reference"] if args.work == "both" else [args.work]
+        for mode in modes:
+            trainer = Trainer(config, dataset=[None])
+            if mode == "ours" and args.work == "both":
+                prefer(trainer.model, "cpu")
+            network = ReferenceWork(trainer.model) if mode == "reference" else trainer.model
+            runs[mode] = (trainer, network)
         batch = frames(args.height, args.width, args.batch_size)
         results = {}
         for name in args.phases.split(","):
             phase = PHASES[name]
-            model.set_heads(phase.complete_flow, phase.motion_mask)
-            model.train()
-            optimizer = torch.optim.Adam(model.parameters_of(list(phase.networks)), lr=1e-4)
-            times = []
+            times = {mode: [] for mode in modes}
+            optimizers = {}
+            for mode, (trainer, _) in runs.items():
+                trainer.model.set_heads(phase.complete_flow, phase.motion_mask)
+                trainer.model.train()
+                optimizers[mode] = torch.optim.Adam(trainer.model.parameters_of(list(phase.networks)), lr=1e-4)
             for step in range(args.steps + 1):
-                started = time.perf_counter()
-                trainer.train_step(network, optimizer, phase, dict(batch), 10 + step, 100, 1 + step)
-                times.append(time.perf_counter() - started)
-            times = times[1:]
-            results[name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+                for mode, (trainer, network) in runs.items():
+                    started = time.perf_counter()
+                    trainer.train_step(network, optimizers[mode], phase, dict(batch), 10 + step, 100, 1 + step)
+                    times[mode].append(time.perf_counter() - started)
+            stats = {mode: {"median_s": statistics.median(t[1:]), "min_s": min(t[1:]), "max_s": max(t[1:])}
+                     for mode, t in times.items()}
+            results[name] = stats[modes[0]] if len(modes) == 1 else {
+                **stats, "ratio_ours_over_reference": stats["ours"]["median_s"] / stats["reference"]["median_s"]}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     json.dump({"phases": results, "peak_rss_mb": peak_kb / 1024, "config": vars(args), "torch": torch.__version__}, sys.stdout, indent=2)
     sys.stdout.write("\n")
