@@ -194,16 +194,21 @@ def save_weights(model: nn.Module, folder: str | Path, height: int, width: int, 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
-        for name in modules:
-            state = {k: v.detach().cpu() for k, v in getattr(model, name).state_dict().items()}
-            if name in ENCODERS:
-                state["height"], state["width"] = int(height), int(width)
-            torch.save(state, staging / f"{name}.pth")
+        write_modules(model, staging, height, width, modules)
         replace_folder(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def write_modules(model: nn.Module, folder: Path, height: int, width: int, modules: tuple[str, ...] = MODULE_NAMES) -> None:
+    """One `<module>.pth` per module in `folder`; encoders also record the size they run at."""
+    for name in modules:
+        state = {k: v.detach().cpu() for k, v in getattr(model, name).state_dict().items()}
+        if name in ENCODERS:
+            state["height"], state["width"] = int(height), int(width)
+        torch.save(state, folder / f"{name}.pth")
 
 
 def replace_folder(staging: Path, folder: Path) -> None:

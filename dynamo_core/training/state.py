@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..model import MODULE_NAMES
-from .checkpoint import ENCODERS, replace_folder
+from .checkpoint import replace_folder, write_modules
 
 PHASE_ORDER = ("disp_init", "motion_init", "mask_init", "fine_tune")
 MARKER = "COMPLETE"
@@ -56,11 +55,7 @@ def save_training_checkpoint(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
-        for name in MODULE_NAMES:
-            state = {k: v.detach().cpu() for k, v in getattr(model, name).state_dict().items()}
-            if name in ENCODERS:
-                state["height"], state["width"] = int(height), int(width)
-            torch.save(state, staging / f"{name}.pth")
+        write_modules(model, staging, height, width)
         torch.save(
             {
                 "progress": asdict(progress),
