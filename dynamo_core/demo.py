@@ -303,7 +303,11 @@ def write_report(settings: DemoSettings, plan: DemoPlan, metrics: dict, video, e
         mp4 = None
     rel = lambda p: str(Path(p).resolve().relative_to(out.resolve())) if p else ""  # noqa: E731
     improvement = moving_improvement(metrics)
-    change = f"abs_rel on moving objects is {improvement * 100:.1f}% lower than the baseline's." if improvement is not None else ""
+    if improvement is None:
+        change = ""
+    else:
+        direction = "lower" if improvement >= 0 else "higher"
+        change = f"abs_rel on moving objects is {abs(improvement) * 100:.1f}% {direction} than the baseline's."
     steps = {name: plan.epochs * plan.epoch_size[name] for name in PHASE_ORDER}
     intro = (
         f"Synthetic driving scenes ({settings.size.sequences} sequences x {settings.size.frames} frames), "
