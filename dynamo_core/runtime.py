@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 
+from .errors import ConfigError
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
 
@@ -33,3 +35,16 @@ def prefer_channels_last(model, device) -> None:
 
     if torch.device(device).type == "cpu":
         model.to(memory_format=torch.channels_last)
+
+
+def resolve_device(name: str):
+    """`cpu`, `cuda` or `auto` (CUDA when visible) to a torch.device, with an error a user can act on."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu, cuda or auto, got {name!r}.")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto.")
+    return torch.device(name)

@@ -25,6 +25,7 @@ from ..data.factory import build_dataset, dataset_defaults
 from ..data.splits import resolve_split
 from ..errors import CheckpointError, ConfigError, DataError
 from ..model import DynamoModel
+from ..runtime import resolve_device
 from ..training.checkpoint import CheckpointInfo, inspect_checkpoint, load_weights
 
 log = logging.getLogger(__name__)
@@ -147,16 +148,6 @@ class EvalContext:
             "height": self.config.height,
             "width": self.config.width,
         }
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto.")
-    if name != "cpu" and name != "cuda":
-        raise ConfigError(f"--device must be cpu, cuda or auto, got {name!r}.")
-    return torch.device(name)
 
 
 def model_name(folder: str | os.PathLike) -> str:

@@ -23,7 +23,7 @@ from .. import losses
 from ..config import RunConfig, save_json
 from ..errors import ConfigError, DynamoError
 from ..model import DynamoModel
-from ..runtime import keep_freed_memory, prefer_channels_last
+from ..runtime import keep_freed_memory, prefer_channels_last, resolve_device
 from .checkpoint import load_weights
 from .distributed import barrier
 from .logger import RunLogger
@@ -68,14 +68,6 @@ class Callbacks:
     def step_finished(self, info: StepInfo) -> None: ...
 
     def checkpoint_saved(self, folder: Path) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto.")
-    return torch.device(name)
 
 
 def epoch_indices(
