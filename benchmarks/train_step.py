@@ -5,7 +5,7 @@
 `--work reference` repeats the work pattern of the reference implementation with this code base,
 for a like-for-like comparison on the same machine: depth for every frame (two results unused),
 gradients through every network whatever the phase trains, the default memory layout and allocator.
-The loss values are the same in both modes.
+The loss values are the same in both modes when our step runs in float32 (`--precision fp32`).
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per phase (after one warm-up step)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="precision of our step (as `dynamo train --precision`); the reference pattern is always fp32")
     parser.add_argument("--phases", default="disp_init,motion_init,mask_init,fine_tune")
     parser.add_argument("--work", default="ours", choices=["ours", "reference", "both"],
                         help="both: alternate steps of the two in one process (same allocator), report the ratio")
@@ -99,6 +101,7 @@ def main() -> None:
         runs = {}
         modes = ["ours", "reference"] if args.work == "both" else [args.work]
         for mode in modes:
+            config.train.precision = args.precision if mode == "ours" else "fp32"
             trainer = Trainer(config, dataset=[None])
             if mode == "ours" and args.work == "both":
                 prefer(trainer.model, "cpu")
@@ -124,7 +127,7 @@ def main() -> None:
             results[name] = stats[modes[0]] if len(modes) == 1 else {
                 **stats, "ratio_ours_over_reference": stats["ours"]["median_s"] / stats["reference"]["median_s"]}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    json.dump({"phases": results, "peak_rss_mb": peak_kb / 1024, "config": vars(args), "torch": torch.__version__}, sys.stdout, indent=2)
+    json.dump({"phases": results, "precision": {mode: str(trainer.compute_dtype or torch.float32) for mode, (trainer, _) in runs.items()}, "peak_rss_mb": peak_kb / 1024, "config": vars(args), "torch": torch.__version__}, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

@@ -49,6 +49,7 @@ def build_config(
     max_steps: int,
     threads: int,
     wandb: bool,
+    precision: str = "auto",
 ) -> RunConfig:
     """Options to a validated RunConfig, with the dataset-dependent defaults filled in."""
     default_h, default_w = DATASET_SIZES.get(dataset, (192, 640))
@@ -71,7 +72,8 @@ def build_config(
         optim=OptimConfig(learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, batch_size=batch_size,
                           epoch_schedule=list(epoch_schedule), epoch_size=epoch_size),
         train=TrainConfig(name=name, log_dir=log_dir, seed=seed, device=device, max_steps=max_steps,
-                          log_frequency=log_frequency, save_frequency=save_frequency, load=load, threads=threads, wandb=wandb),
+                          log_frequency=log_frequency, save_frequency=save_frequency, load=load, threads=threads, wandb=wandb,
+                          precision=precision),
     )
     config.validate()
     return config
@@ -132,6 +134,11 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Seed for sampling, augmentation and initialisation."),
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps in total (0: no cap)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)."),
+    precision: str = typer.Option(
+        "auto", "--precision",
+        help="fp32, bf16 or auto. bf16 runs the networks in bfloat16 (weights, gradients and the loss stay float32); "
+             "auto uses it on a CPU with native bfloat16 instructions, where a step takes about half the time, and fp32 "
+             "elsewhere. Use fp32 to reproduce float32 training exactly."),
     wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases."),
     gpus: int = typer.Option(1, "--gpus", help="Worker processes on this machine (one per GPU; with --device cpu, CPU processes). "
                              "More than 1 trains with DistributedDataParallel through torchrun."),
@@ -168,6 +175,7 @@ def train(
         learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, epoch_schedule=epoch_schedule,
         epoch_size=epoch_size, loss=loss, load=load, log_frequency=log_frequency, save_frequency=save_frequency,
         num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
+        precision=precision,
     )
     run_dir = Path(config.train.log_dir) / config.train.name
     if gpus > 1 or nnodes > 1:

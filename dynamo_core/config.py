@@ -130,6 +130,9 @@ class TrainConfig:
     """Checkpoint folder to start from (weights only)."""
     threads: int = 0
     """CPU threads for torch (0: torch's default)."""
+    precision: str = "auto"
+    """`fp32`, `bf16` (networks in bfloat16; weights, gradients and the loss in float32) or `auto`
+    (bf16 on a CPU with native bfloat16 instructions, where it halves the step time; fp32 elsewhere)."""
     wandb: bool = False
     """Also log to Weights & Biases (needs the `wandb` extra and an account)."""
     max_nonfinite: int = 10
@@ -163,6 +166,8 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be at least 1, got {self.optim.batch_size}.")
         if self.train.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.train.device!r}.")
+        if self.train.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"--precision must be auto, fp32 or bf16, got {self.train.precision!r}.")
 
 
 def to_dict(config: Any) -> dict:

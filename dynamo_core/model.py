@@ -126,10 +126,12 @@ class DynamoModel(nn.Module):
             # The source frame always comes first, whichever side of the target it lies on.
             features = self.pose_enc(torch.cat([inputs["color_aug", frame, 0], target], dim=1))
             axis_angle, translation = self.pose_dec([features])
-            axis_angle, translation = axis_angle[:, 0], translation[:, 0]
+            axis_angle, translation = axis_angle[:, 0].float(), translation[:, 0].float()
             outputs["axisangle", 0, frame] = axis_angle
             outputs["translation", 0, frame] = translation
-            outputs["cam_T_cam", 0, frame] = pose_vec_to_matrix(axis_angle, translation, invert=True)
+            # Rotations are built in float32 even when the networks run in bfloat16.
+            with torch.autocast(axis_angle.device.type, enabled=False):
+                outputs["cam_T_cam", 0, frame] = pose_vec_to_matrix(axis_angle, translation, invert=True)
 
     def predict_motion(self, inputs: dict, outputs: dict) -> None:
         gaps = sorted({abs(f) for f in self.config.frame_ids[1:]})

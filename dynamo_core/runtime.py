@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 from .errors import ConfigError
@@ -48,3 +49,41 @@ def resolve_device(name: str):
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto.")
     return torch.device(name)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 products in hardware (AVX512-BF16 or AMX)."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(name: str, device):
+    """`auto`, `fp32` or `bf16` to the dtype the networks run in under autocast (None: plain float32).
+
+    `auto` picks bfloat16 only on a CPU that has native bfloat16 instructions; on CUDA it keeps
+    float32, as the reference training does.
+    """
+    import torch
+
+    if name not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}.")
+    device = torch.device(device)
+    if name == "fp32" or (name == "auto" and (device.type != "cpu" or not cpu_has_native_bf16())):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("--precision bf16 needs a GPU with bfloat16 support; use --precision fp32.")
+    return torch.bfloat16
+
+
+def autocast(device, dtype):
+    """A context that runs the networks in `dtype` (from resolve_precision); no-op for None."""
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)

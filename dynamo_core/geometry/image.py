@@ -9,6 +9,16 @@ _C1 = 0.01**2
 _C2 = 0.03**2
 
 
+def box_mean3(x: torch.Tensor) -> torch.Tensor:
+    """Mean over every 3x3 window: (B, C, H + 2, W + 2) -> (B, C, H, W).
+
+    Equals `avg_pool2d(x, 3, 1)` to float rounding; two separable sums of shifted views run
+    about four times faster on the CPU, backward included.
+    """
+    rows = x[..., :-2] + x[..., 1:-1] + x[..., 2:]
+    return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]) / 9
+
+
 class SSIMReference:
     """The fixed image of many SSIM comparisons, with its local statistics computed once.
 
@@ -18,15 +28,15 @@ class SSIMReference:
 
     def __init__(self, y: torch.Tensor):
         self.padded = F.pad(y, (1, 1, 1, 1), mode="reflect")
-        self.mu = F.avg_pool2d(self.padded, 3, 1)
-        self.sigma = F.avg_pool2d(self.padded**2, 3, 1) - self.mu**2
+        self.mu = box_mean3(self.padded)
+        self.sigma = box_mean3(self.padded**2) - self.mu**2
 
     def dissimilarity(self, x: torch.Tensor) -> torch.Tensor:
         """(1 - SSIM(x, y)) / 2 as `ssim(x, y)`: (B, C, H, W) in [0, 1]."""
         channels = x.shape[1]
         x = F.pad(x, (1, 1, 1, 1), mode="reflect")
         # One pooling pass over [x, x^2, x*y] instead of three.
-        pooled = F.avg_pool2d(torch.cat([x, x**2, x * self.padded], dim=1), 3, 1)
+        pooled = box_mean3(torch.cat([x, x**2, x * self.padded], dim=1))
         mu_x, mean_x2, mean_xy = pooled.split(channels, dim=1)
         sigma_x = mean_x2 - mu_x**2
         sigma_xy = mean_xy - mu_x * self.mu

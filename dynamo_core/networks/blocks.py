@@ -9,6 +9,16 @@ import torch
 from torch import nn
 
 
+def float32_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run `layer` in float32 even under bfloat16 autocast.
+
+    For output layers: their small values would otherwise be rounded to 8 significant bits,
+    and the motion field, which sums one such output per level, would accumulate the rounding.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.float())
+
+
 class Conv3x3(nn.Module):
     """3x3 convolution over a reflection-padded input: (B, C_in, H, W) -> (B, C_out, H, W)."""
 

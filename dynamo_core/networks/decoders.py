@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Conv3x3, ConvBlock
+from .blocks import Conv3x3, ConvBlock, float32_layer
 
 
 class DepthDecoder(nn.Module):
@@ -147,7 +147,7 @@ class MotionDecoder(nn.Module):
     def forward(self, features: list[torch.Tensor], ego_motion: torch.Tensor) -> dict[int, torch.Tensor]:
         levels = len(self.level_channels)
         wanted = {levels - 1 - s: s for s in self.scales}
-        field = self._residual_translation(100 * ego_motion)
+        field = float32_layer(self._residual_translation, 100 * ego_motion)
         fields = {}
         for level in range(levels):
             feature = features[-1 - level]
@@ -155,7 +155,7 @@ class MotionDecoder(nn.Module):
             first, second = getattr(self, f"refine_motion_conv{level}")
             hidden1 = first(torch.cat([upsampled, feature], dim=1))
             hidden2 = second(hidden1)
-            field = getattr(self, f"refine_motion_redu{level}")(torch.cat([hidden1, hidden2], dim=1)) + upsampled
+            field = float32_layer(getattr(self, f"refine_motion_redu{level}"), torch.cat([hidden1, hidden2], dim=1)) + upsampled
             if level in wanted:
                 fields[wanted[level]] = 0.01 * field
         return fields

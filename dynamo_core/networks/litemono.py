@@ -52,7 +52,10 @@ class _DepthwiseDilated(nn.Module):
         self.conv = nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation, groups=dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        # Always float32: under bfloat16 autocast oneDNN's depthwise kernels are slower, and their
+        # weight gradient changes from run to run, which would break exact resume.
+        with torch.autocast(x.device.type, enabled=False):
+            return self.conv(x.float())
 
 
 class DilatedConvBlock(nn.Module):

@@ -23,7 +23,7 @@ from .. import losses
 from ..config import RunConfig, save_json
 from ..errors import ConfigError, DynamoError
 from ..model import DynamoModel
-from ..runtime import keep_freed_memory, prefer_channels_last, resolve_device
+from ..runtime import autocast, keep_freed_memory, prefer_channels_last, resolve_device, resolve_precision
 from .checkpoint import load_weights
 from .distributed import barrier
 from .logger import RunLogger
@@ -121,6 +121,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.callbacks = callbacks or Callbacks()
         self.device = resolve_device(config.train.device)
+        self.compute_dtype = resolve_precision(config.train.precision, self.device)
         self.run_dir = Path(config.train.log_dir) / config.train.name
         self.models_dir = self.run_dir / "models"
         if config.train.threads > 0:
@@ -268,7 +269,10 @@ class Trainer:
         config = self.config
         batch = to_device(batch, self.device)
         add_color_pyramid(batch, config.model.scales)
-        outputs = network(batch, trainable=phase.networks)
+        with autocast(self.device, self.compute_dtype):
+            outputs = network(batch, trainable=phase.networks)
+        # The objective is always evaluated in float32.
+        outputs = {k: v.float() for k, v in outputs.items()}
         log_images = self.is_main and global_step % max(config.train.log_frequency, 1) == 0
         result = losses.compute(
             batch, outputs, phase, phase_step, batches,

@@ -64,6 +64,20 @@ def test_height_not_multiple_of_32(tmp_path, split):
     assert not (tmp_path / "logs").exists()
 
 
+def test_unknown_precision(tmp_path, split):
+    result = runner.invoke(app, train_args(tmp_path, split) + ["--precision", "fp16"])
+    assert result.exit_code == 1
+    assert "--precision must be auto, fp32 or bf16, got 'fp16'" in result.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_precision_is_recorded_in_the_config(tmp_path, split):
+    result = runner.invoke(app, train_args(tmp_path, split) + ["--precision", "fp32", "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "logs" / "dynamo" / "config.json").read_text())
+    assert config["train"]["precision"] == "fp32"
+
+
 def test_wrong_data_path(tmp_path, split):
     result = runner.invoke(app, train_args(tmp_path, split, tmp_path / "missing"))
     assert result.exit_code == 1

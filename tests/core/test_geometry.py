@@ -114,6 +114,17 @@ def test_ssim_constant_images_hand_case():
     torch.testing.assert_close(value, torch.full_like(value, expected))
 
 
+def test_box_mean_equals_average_pooling_and_its_gradient():
+    from dynamo_core.geometry.image import box_mean3
+
+    x = torch.rand(2, 9, 13, 21, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(box_mean3(x), F.avg_pool2d(x, 3, 1))
+    weights = torch.rand(2, 9, 11, 19, dtype=torch.float64)
+    ours = torch.autograd.grad((box_mean3(x) * weights).sum(), x)[0]
+    pooled = torch.autograd.grad((F.avg_pool2d(x, 3, 1) * weights).sum(), x)[0]
+    torch.testing.assert_close(ours, pooled)
+
+
 def test_smoothness_of_a_ramp():
     ramp = torch.arange(5.0).mul(0.5).expand(1, 1, 4, 5)
     assert edge_aware_smoothness(ramp).item() == pytest.approx(0.5)

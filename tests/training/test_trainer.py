@@ -28,8 +28,10 @@ class _Recorder(Callbacks):
 
 
 @pytest.mark.slow
-def test_training_lowers_the_photometric_error(tmp_path, kitti_split):
-    config = run_config(tmp_path, kitti_split, schedule=(1, 0, 0, 0), epoch_size=40, height=96, width=320)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_lowers_the_photometric_error(tmp_path, kitti_split, precision):
+    config = run_config(tmp_path, kitti_split, schedule=(1, 0, 0, 0), epoch_size=40, height=96, width=320,
+                        precision=precision)
     recorder = _Recorder()
     Trainer(config, build_training_dataset(config), callbacks=recorder).fit()
     photometric = [r["loss_term/p_photo"] for r in recorder.records]
