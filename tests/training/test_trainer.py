@@ -37,7 +37,8 @@ def test_training_lowers_the_photometric_error(tmp_path, kitti_split, precision)
     photometric = [r["loss_term/p_photo"] for r in recorder.records]
     assert len(photometric) == 40
     first, last = sum(photometric[:8]) / 8, sum(photometric[-8:]) / 8
-    # Measured on this drive: 0.482 -> 0.426 (-11.5%); require at least half of that drop.
+    # Measured on this drive: 0.482 -> 0.431 (-10.4%) in fp32, 0.482 -> 0.428 (-11.1%) in bf16;
+    # require a 6% drop, a little over half of either.
     assert last < 0.94 * first, (first, last)
 
 
