@@ -30,16 +30,36 @@ class Conv3x3(nn.Module):
         return self.conv(x)
 
 
+class _ELU(torch.autograd.Function):
+    """ELU (alpha 1) built on exp: the CPU kernels of torch's ELU use an unvectorised expm1 and
+    run about five times slower. Agrees with F.elu to float rounding (absolute, near 0)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clamp(min=0) + torch.exp(x.clamp(max=0)) - 1
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (out,) = ctx.saved_tensors
+        return grad * (out.clamp(max=0) + 1)  # 1 where x > 0, exp(x) elsewhere
+
+
+def elu(x: torch.Tensor) -> torch.Tensor:
+    """ELU with alpha 1: x for x > 0, exp(x) - 1 otherwise; any shape."""
+    return _ELU.apply(x)
+
+
 class ConvBlock(nn.Module):
     """Conv3x3 followed by ELU."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.conv = Conv3x3(in_channels, out_channels)
-        self.nonlin = nn.ELU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.nonlin(self.conv(x))
+        return elu(self.conv(x))
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
