@@ -153,7 +153,8 @@ class MotionDecoder(nn.Module):
             feature = features[-1 - level]
             upsampled = F.interpolate(field, size=feature.shape[-2:], mode="bilinear", align_corners=False)
             first, second = getattr(self, f"refine_motion_conv{level}")
-            hidden1 = first(torch.cat([upsampled, feature], dim=1))
+            # The field is float32 (see float32_layer); match the feature so the concatenation is not widened.
+            hidden1 = first(torch.cat([upsampled.to(feature.dtype), feature], dim=1))
             hidden2 = second(hidden1)
             field = float32_layer(getattr(self, f"refine_motion_redu{level}"), torch.cat([hidden1, hidden2], dim=1)) + upsampled
             if level in wanted:
