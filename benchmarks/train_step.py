@@ -4,7 +4,8 @@
 
 `--work reference` repeats the work pattern of the reference implementation with this code base,
 for a like-for-like comparison on the same machine: depth for every frame (two results unused),
-gradients through every network whatever the phase trains, the default memory layout and allocator.
+gradients through every network whatever the phase trains, the default memory layout and allocator,
+float32 and torch's default (unfused) Adam.
 The loss values are the same in both modes when our step runs in float32 (`--precision fp32`).
 """
 
@@ -116,7 +117,8 @@ def main() -> None:
             for mode, (trainer, _) in runs.items():
                 trainer.model.set_heads(phase.complete_flow, phase.motion_mask)
                 trainer.model.train()
-                optimizers[mode] = torch.optim.Adam(trainer.model.parameters_of(list(phase.networks)), lr=1e-4)
+                optimizers[mode] = (trainer.build_optimizer(phase) if mode == "ours" else
+                                    torch.optim.Adam(trainer.model.parameters_of(list(phase.networks)), lr=1e-4))
             for step in range(args.steps + 1):
                 for mode, (trainer, network) in runs.items():
                     started = time.perf_counter()

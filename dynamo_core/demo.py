@@ -164,7 +164,7 @@ def make_plan(settings: DemoSettings, started: float, progress: DemoProgress) ->
         phase = PHASES[name]
         trainer.model.set_heads(phase.complete_flow, phase.motion_mask)
         trainer.model.train()
-        optimizer = torch.optim.Adam(trainer.model.parameters_of(list(phase.networks)), lr=0.0)
+        optimizer = trainer.build_optimizer(phase)  # this trainer's weights are thrown away after timing
         times = []
         for step in range(3):
             tick = time.perf_counter()
