@@ -76,11 +76,14 @@ def fit_ground_plane(
     planes = _solve(*_design(sampled))  # (B, K, 3, 1)
 
     design, target = _design(candidates)  # (B, N, 3), (B, N, 1)
-    x, y, z = (c[:, None, :] for c in candidates.unbind(-1))  # (B, 1, N) each
-    w1, w2, w3 = (p[..., None] for p in planes[..., 0].unbind(-1))  # (B, K, 1) each
-    inliers = (w1 * x + w2 * z + w3 - y).abs() < tolerance  # (B, K, N), without a (B, K, N, 3) intermediate
+    # Offsets of every point from every hypothesis in one product: [w1, w2, w3, 1] . [x, z, 1, -y].
+    coefficients = torch.cat([planes[..., 0], torch.ones_like(planes[..., :1, 0])], dim=-1)  # (B, K, 4)
+    x, y, z = candidates.unbind(-1)
+    homogeneous = torch.stack([x, z, torch.ones_like(x), -y], dim=1)  # (B, 4, N)
+    # In place, and counted as floats: boolean sums over (B, K, N) are several times slower on the CPU.
+    inliers = torch.bmm(coefficients, homogeneous).abs_().lt_(tolerance)  # (B, K, N), 1.0 for an inlier
     best = inliers.sum(-1).argmax(-1)  # (B,)
-    best_inliers = inliers[torch.arange(batch, device=points.device), best].to(points.dtype)  # (B, N)
+    best_inliers = inliers[torch.arange(batch, device=points.device), best]  # (B, N)
 
     refit = _solve(design, target, best_inliers)
     enough = best_inliers.sum(-1) >= 3
