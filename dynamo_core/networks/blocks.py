@@ -19,6 +19,17 @@ def float32_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return layer(x.float())
 
 
+def match_layout(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """`x` in the dtype and memory layout of `reference`, so that concatenating the two costs one copy.
+
+    Small side inputs (a downsampled image, an upsampled motion field) are float32 in the default
+    layout, while features may be bfloat16 (autocast) and channels-last (CPU); a concatenation of
+    mixed inputs comes out float32 in the default layout and is converted again by the next layer.
+    """
+    channels_last = not reference.is_contiguous() and reference.is_contiguous(memory_format=torch.channels_last)
+    return x.to(reference.dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
 class Conv3x3(nn.Module):
     """3x3 convolution over a reflection-padded input: (B, C_in, H, W) -> (B, C_out, H, W)."""
 

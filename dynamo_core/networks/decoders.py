@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Conv3x3, ConvBlock, float32_layer
+from .blocks import Conv3x3, ConvBlock, float32_layer, match_layout
 
 
 class DepthDecoder(nn.Module):
@@ -153,8 +153,7 @@ class MotionDecoder(nn.Module):
             feature = features[-1 - level]
             upsampled = F.interpolate(field, size=feature.shape[-2:], mode="bilinear", align_corners=False)
             first, second = getattr(self, f"refine_motion_conv{level}")
-            # The field is float32 (see float32_layer); match the feature so the concatenation is not widened.
-            hidden1 = first(torch.cat([upsampled.to(feature.dtype), feature], dim=1))
+            hidden1 = first(torch.cat([match_layout(upsampled, feature), feature], dim=1))
             hidden2 = second(hidden1)
             field = float32_layer(getattr(self, f"refine_motion_redu{level}"), torch.cat([hidden1, hidden2], dim=1)) + upsampled
             if level in wanted:

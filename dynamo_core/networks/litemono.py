@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import drop_path
+from .blocks import drop_path, match_layout
 
 DIMS = (64, 128, 224)
 BLOCKS_PER_STAGE = (4, 4, 10)
@@ -215,11 +215,12 @@ class LiteMonoEncoder(nn.Module):
         pyramid = [half, _avg_pool_half(half)]
         pyramid.append(_avg_pool_half(pyramid[-1]))  # the image at 1/2, 1/4, 1/8
 
-        x = self.stem2(torch.cat([self.downsample_layers[0](x), pyramid[0]], dim=1))
+        stem = self.downsample_layers[0](x)
+        x = self.stem2(torch.cat([stem, match_layout(pyramid[0], stem)], dim=1))
         features = []
         for stage in range(3):
             if stage > 0:
-                x = self.downsample_layers[stage](torch.cat([stage_input, x, pyramid[stage]], dim=1))
+                x = self.downsample_layers[stage](torch.cat([stage_input, x, match_layout(pyramid[stage], x)], dim=1))
             stage_input = x
             x = self.stages[stage](x)
             features.append(x)
