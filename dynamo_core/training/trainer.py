@@ -122,6 +122,7 @@ class Trainer:
         self.callbacks = callbacks or Callbacks()
         self.device = resolve_device(config.train.device)
         self.compute_dtype = resolve_precision(config.train.precision, self.device)
+        log.info("networks run in %s", "bfloat16 (mixed precision)" if self.compute_dtype else "float32")
         self.run_dir = Path(config.train.log_dir) / config.train.name
         self.models_dir = self.run_dir / "models"
         if config.train.threads > 0:
@@ -264,7 +265,8 @@ class Trainer:
 
     def build_optimizer(self, phase: losses.Phase) -> torch.optim.Adam:
         """Adam over the networks the phase trains. The fused kernel updates every parameter in one
-        pass (on 2 CPU cores 28 ms instead of 139 ms for all 46M parameters); the update is the same."""
+        pass (on 2 CPU cores 28 ms instead of 139 ms for all 46M parameters); the update is the same
+        up to float rounding."""
         return torch.optim.Adam(
             self.model.parameters_of(list(phase.networks)),
             lr=self.config.optim.learning_rate * phase.lr_factor,
