@@ -9,14 +9,30 @@ _C1 = 0.01**2
 _C2 = 0.03**2
 
 
+def _box_sum3(x: torch.Tensor) -> torch.Tensor:
+    """Sum over every 3x3 window: (..., H + 2, W + 2) -> (..., H, W), as two separable sums."""
+    rows = x[..., :-2] + x[..., 1:-1] + x[..., 2:]
+    return rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
+
+
+class _BoxMean3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return _box_sum3(x) / 9
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        # Each input pixel feeds the 3x3 outputs around it: the same window sum over the zero-padded gradient.
+        return _box_sum3(F.pad(grad, (2, 2, 2, 2))) / 9
+
+
 def box_mean3(x: torch.Tensor) -> torch.Tensor:
     """Mean over every 3x3 window: (B, C, H + 2, W + 2) -> (B, C, H, W).
 
-    Equals `avg_pool2d(x, 3, 1)` to float rounding; two separable sums of shifted views run
-    about four times faster on the CPU, backward included.
+    Equals `avg_pool2d(x, 3, 1)` to float rounding. Separable sums of shifted views, with a backward
+    of the same form, run several times faster on the CPU than average pooling.
     """
-    rows = x[..., :-2] + x[..., 1:-1] + x[..., 2:]
-    return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]) / 9
+    return _BoxMean3.apply(x)
 
 
 class SSIMReference:

@@ -123,6 +123,7 @@ def test_box_mean_equals_average_pooling_and_its_gradient():
     ours = torch.autograd.grad((box_mean3(x) * weights).sum(), x)[0]
     pooled = torch.autograd.grad((F.avg_pool2d(x, 3, 1) * weights).sum(), x)[0]
     torch.testing.assert_close(ours, pooled)
+    assert torch.autograd.gradcheck(box_mean3, (torch.rand(1, 2, 6, 7, dtype=torch.float64, requires_grad=True),))
 
 
 def test_smoothness_of_a_ramp():
