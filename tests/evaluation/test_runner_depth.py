@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from dynamo_core.config import ModelConfig
 from dynamo_core.errors import CheckpointError, DataError
 from dynamo_core.evaluation import depth_runner
-from dynamo_core.evaluation.inference import EvalOptions, model_name, output_folder
-from dynamo_core.model import DynamoModel
+from dynamo_core.evaluation.inference import model_name, output_folder
 from dynamo_core.synthetic import generate_dataset
-from dynamo_core.training.checkpoint import save_weights
 
-HEIGHT, WIDTH = 64, 192
+from runner_helpers import HEIGHT, WIDTH, checkpoint, options, scratch_checkpoint  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +31,6 @@ def scenes(tmp_path_factory) -> Path:
         rows, cols = rows[::3], cols[::3]
         np.save(camera / "depth" / dense_file.name, np.stack([cols, rows, dense[rows, cols]], 1).astype(np.float32))
     return out
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ckpt") / "scratch"
-    return save_weights(DynamoModel(ModelConfig(weights_init="scratch", height=HEIGHT, width=WIDTH)), folder, HEIGHT, WIDTH)
-
-
-def options(checkpoint, scenes, tmp_path, **extra) -> EvalOptions:
-    return EvalOptions(checkpoint=checkpoint, dataset="synthetic", data_path=scenes, eval_dir=tmp_path / "outputs",
-                       num_workers=0, batch_size=2, **extra)
 
 
 def true_disparity(scenes: Path, factor: float = 1.0):
@@ -116,8 +102,7 @@ def test_missing_checkpoint(scenes, tmp_path):
 
 
 def test_checkpoint_without_depth_modules(scenes, tmp_path):
-    folder = save_weights(DynamoModel(ModelConfig(weights_init="scratch", height=HEIGHT, width=WIDTH)),
-                          tmp_path / "pose_only", HEIGHT, WIDTH, modules=("pose_enc", "pose_dec"))
+    folder = scratch_checkpoint(tmp_path / "pose_only", modules=("pose_enc", "pose_dec"))
     with pytest.raises(CheckpointError, match="lacks depth_enc.pth, depth_dec.pth"):
         depth_runner.run_depth(options(folder, scenes, tmp_path))
 

@@ -10,16 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from dynamo_core.config import ModelConfig
 from dynamo_core.errors import DataError
 from dynamo_core.evaluation import false_positives_by_class, motseg_runner
-from dynamo_core.evaluation.inference import EvalOptions
 from dynamo_core.evaluation.motseg_metrics import default_thresholds
-from dynamo_core.model import DynamoModel
 from dynamo_core.synthetic import SEMANTIC_CODES, generate_dataset
-from dynamo_core.training.checkpoint import save_weights
 
-HEIGHT, WIDTH = 64, 192
+from runner_helpers import HEIGHT, WIDTH, checkpoint, options  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +23,6 @@ def scenes(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("motseg") / "synthetic"
     generate_dataset(out, sequences=1, frames=4, height=HEIGHT, width=WIDTH, seed=2, test_sequences=1)
     return out
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ckpt") / "scratch"
-    return save_weights(DynamoModel(ModelConfig(weights_init="scratch", height=HEIGHT, width=WIDTH)), folder, HEIGHT, WIDTH)
-
-
-def options(checkpoint, scenes, tmp_path, **extra) -> EvalOptions:
-    return EvalOptions(checkpoint=checkpoint, dataset="synthetic", data_path=scenes, eval_dir=tmp_path / "outputs",
-                       num_workers=0, batch_size=2, **extra)
 
 
 def true_mask(scenes: Path, corrupt: bool = False):

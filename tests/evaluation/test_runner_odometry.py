@@ -12,16 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dynamo_core.config import ModelConfig
 from dynamo_core.errors import ConfigError, DataError
 from dynamo_core.evaluation import odometry_runner
-from dynamo_core.evaluation.inference import EvalOptions
 from dynamo_core.evaluation.odometry_runner import consecutive_runs
-from dynamo_core.model import DynamoModel
 from dynamo_core.synthetic import generate_dataset
-from dynamo_core.training.checkpoint import save_weights
 
-HEIGHT, WIDTH = 64, 192
+from runner_helpers import HEIGHT, WIDTH, scratch_checkpoint
+from runner_helpers import options as shared_options
 FRAMES = 9
 SEGMENT = "test/seq-0000"
 # The scoring compares predicted positions in the axis order (z, x, y) with the ground truth's (x, y, z).
@@ -56,14 +53,11 @@ def scenes(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ckpt") / "scratch"
-    model = DynamoModel(ModelConfig(weights_init="scratch", height=HEIGHT, width=WIDTH))
-    return save_weights(model, folder, HEIGHT, WIDTH, modules=("pose_enc", "pose_dec"))
+    return scratch_checkpoint(tmp_path_factory.mktemp("ckpt") / "scratch", modules=("pose_enc", "pose_dec"))
 
 
-def options(checkpoint, scenes, tmp_path, **extra) -> EvalOptions:
-    return EvalOptions(checkpoint=checkpoint, dataset="synthetic", data_path=scenes, eval_dir=tmp_path / "outputs",
-                       num_workers=0, batch_size=3, **extra)
+def options(checkpoint, scenes, tmp_path, **extra):
+    return shared_options(checkpoint, scenes, tmp_path, batch_size=3, **extra)
 
 
 def true_motion(scenes: Path):

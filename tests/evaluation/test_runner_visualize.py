@@ -11,17 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dynamo_core.config import ModelConfig
 from dynamo_core.errors import ConfigError, DataError
 from dynamo_core.evaluation import visualize_runner
-from dynamo_core.evaluation.inference import EvalOptions
 from dynamo_core.geometry import backproject, depth_to_disp, transform_points
-from dynamo_core.model import DynamoModel
 from dynamo_core.synthetic import generate_dataset
-from dynamo_core.training.checkpoint import save_weights
 from dynamo_core.visualize import write_mp4
 
-HEIGHT, WIDTH = 64, 192
+from runner_helpers import HEIGHT, WIDTH, checkpoint, options  # noqa: F401  (fixture)
 FRAMES = 5
 SEGMENT = "test/seq-0000"
 CAMERA_IN_VEHICLE = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
@@ -32,17 +28,6 @@ def scenes(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("visualize") / "synthetic"
     generate_dataset(out, sequences=1, frames=FRAMES, height=HEIGHT, width=WIDTH, seed=3, test_sequences=1)
     return out
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ckpt") / "scratch"
-    return save_weights(DynamoModel(ModelConfig(weights_init="scratch", height=HEIGHT, width=WIDTH)), folder, HEIGHT, WIDTH)
-
-
-def options(checkpoint, scenes, tmp_path, **extra) -> EvalOptions:
-    return EvalOptions(checkpoint=checkpoint, dataset="synthetic", data_path=scenes, eval_dir=tmp_path / "outputs",
-                       num_workers=0, batch_size=2, **extra)
 
 
 class TrueScene(torch.nn.Module):
