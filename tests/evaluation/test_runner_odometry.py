@@ -19,6 +19,7 @@ from dynamo_core.synthetic import generate_dataset
 
 from runner_helpers import HEIGHT, WIDTH, scratch_checkpoint
 from runner_helpers import options as shared_options
+
 FRAMES = 9
 SEGMENT = "test/seq-0000"
 # The scoring compares predicted positions in the axis order (z, x, y) with the ground truth's (x, y, z).

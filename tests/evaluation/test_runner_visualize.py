@@ -18,6 +18,7 @@ from dynamo_core.synthetic import generate_dataset
 from dynamo_core.visualize import write_mp4
 
 from runner_helpers import HEIGHT, WIDTH, checkpoint, options  # noqa: F401  (fixture)
+
 FRAMES = 5
 SEGMENT = "test/seq-0000"
 CAMERA_IN_VEHICLE = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
