@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -73,8 +74,20 @@ def eval_options(load: str, yes: bool, dataset: str, data_path: Path, split: Opt
     )
 
 
-def _files_note(files) -> None:
-    err_console.print(f"wrote {len(files)} files to {Path(files[0]).parent}", highlight=False, style="dim")
+def _evaluate(run, json_output: bool):
+    """Call `run(progress=...)` under a progress display and say where the files went.
+
+    With --json the result is printed as JSON and None is returned; otherwise the result is returned
+    for the command to show as a table.
+    """
+    with StageProgress() as progress:
+        result = run(progress=progress)
+    folder = Path(result.files[0]).parent
+    err_console.print(f"wrote {len(result.files)} files to {folder}", highlight=False, style="dim")
+    if json_output:
+        print_json(result.to_dict())
+        return None
+    return result
 
 
 @app.command("depth")
@@ -96,11 +109,8 @@ def depth(
 
     options = eval_options(load, yes, dataset, data_path, split, depth_model, height, width, eval_dir, batch_size,
                            num_workers, device)
-    with StageProgress() as progress:
-        result = run_depth(options, progress)
-    _files_note(result.files)
-    if json_output:
-        print_json(result.to_dict())
+    result = _evaluate(partial(run_depth, options), json_output)
+    if result is None:
         return
     table = Table("", *result.overall._fields, title=f"depth: {result.summary['model']} on {dataset}")
     for region, errors in result.table_rows():
@@ -129,11 +139,8 @@ def motseg(
 
     options = eval_options(load, yes, dataset, data_path, split, depth_model, height, width, eval_dir, batch_size,
                            num_workers, device)
-    with StageProgress() as progress:
-        result = run_motseg(options, progress)
-    _files_note(result.files)
-    if json_output:
-        print_json(result.to_dict())
+    result = _evaluate(partial(run_motseg, options), json_output)
+    if result is None:
         return
     data = result.to_dict()
     table = Table("metric", "value", title=f"motion segmentation: {result.summary['model']} on {dataset}")
@@ -168,11 +175,9 @@ def odometry(
 
     options = eval_options(load, yes, dataset, data_path, split, depth_model, height, width, eval_dir, batch_size,
                            num_workers, device)
-    with StageProgress() as progress:
-        result = run_odometry(options, max_segments=max_segments, track_length=track_length, progress=progress)
-    _files_note(result.files)
-    if json_output:
-        print_json(result.to_dict())
+    run = partial(run_odometry, options, max_segments=max_segments, track_length=track_length)
+    result = _evaluate(run, json_output)
+    if result is None:
         return
     data = result.to_dict()
     table = Table("", "mean", "std", "median", "min", "max",
