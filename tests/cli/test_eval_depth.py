@@ -6,28 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from conftest import SHARED
 from dynamo_cli.main import app
-from dynamo_core.config import ModelConfig
 from dynamo_core.evaluation import DEPTH_METRIC_NAMES
-from dynamo_core.model import DynamoModel
-from dynamo_core.training.checkpoint import save_weights
 
-runner = CliRunner()
-TINY_KITTI = SHARED / "data" / "tiny_kitti"
-TINY_WAYMO = SHARED / "data" / "tiny_waymo"
-DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
-SEGMENT = "val/segment-1024360143612057520_3580_000_3600_000"
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("ckpt")
-    sizes = {"kitti": (96, 320), "waymo": (128, 192)}
-    return {name: save_weights(DynamoModel(ModelConfig(weights_init="scratch", height=h, width=w)), root / f"scratch_{name}", h, w)
-            for name, (h, w) in sizes.items()}
+from cli_helpers import DRIVE, SEGMENT, TINY_KITTI, TINY_WAYMO, checkpoints, runner  # noqa: F401  (fixture)
 
 
 def split_folder(tmp_path: Path, test: str, mask: str | None = None) -> Path:

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from conftest import SHARED
 from dynamo_cli.main import app
 from dynamo_core.config import ModelConfig
 from dynamo_core.model import DynamoModel
 from dynamo_core.training.checkpoint import save_weights
 
-runner = CliRunner()
-TINY_KITTI = SHARED / "data" / "tiny_kitti"
-TINY_WAYMO = SHARED / "data" / "tiny_waymo"
-SEGMENT = "val/segment-1024360143612057520_3580_000_3600_000"
+from cli_helpers import SEGMENT, TINY_KITTI, TINY_WAYMO, runner
 
 
 @pytest.fixture(scope="module")

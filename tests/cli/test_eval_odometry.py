@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from conftest import SHARED
 from dynamo_cli.main import app
 from dynamo_core.config import ModelConfig
 from dynamo_core.evaluation import odometry_runner
@@ -19,9 +17,8 @@ from dynamo_core.model import DynamoModel
 from dynamo_core.synthetic import generate_dataset
 from dynamo_core.training.checkpoint import save_weights
 
-runner = CliRunner()
-TINY_KITTI = SHARED / "data" / "tiny_kitti"
-TINY_WAYMO = SHARED / "data" / "tiny_waymo"
+from cli_helpers import TINY_KITTI, TINY_WAYMO, runner
+
 HEIGHT, WIDTH, FRAMES = 64, 192, 8
 SEGMENT = "test/seq-0001"
 

@@ -7,29 +7,11 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from conftest import SHARED
 from dynamo_cli.main import app
-from dynamo_core.config import ModelConfig
-from dynamo_core.model import DynamoModel
-from dynamo_core.training.checkpoint import save_weights
 
-runner = CliRunner()
-TINY_KITTI = SHARED / "data" / "tiny_kitti"
-TINY_WAYMO = SHARED / "data" / "tiny_waymo"
-DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
-SEGMENT = "val/segment-1024360143612057520_3580_000_3600_000"
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("ckpt")
-    sizes = {"kitti": (96, 320), "waymo": (128, 192)}
-    return {name: save_weights(DynamoModel(ModelConfig(weights_init="scratch", height=h, width=w)), root / name, h, w)
-            for name, (h, w) in sizes.items()}
+from cli_helpers import DRIVE, SEGMENT, TINY_KITTI, TINY_WAYMO, checkpoints, runner  # noqa: F401  (fixture)
 
 
 def args(checkpoint, dataset, data_path, tmp_path, *extra) -> list[str]:
@@ -43,7 +25,7 @@ def test_kitti_test_segments(checkpoints, tmp_path):
     (split / "test_files.txt").write_text(f"{DRIVE} 1 l\n{DRIVE} 1 r\n")
     result = runner.invoke(app, args(checkpoints["kitti"], "kitti", TINY_KITTI, tmp_path, "--split", str(split)))
     assert result.exit_code == 0, result.output
-    folder = tmp_path / "outputs" / "kitti_kitti" / "visualize"
+    folder = tmp_path / "outputs" / "scratch_kitti_kitti" / "visualize"
     video = folder / "2011_09_26_drive_0001_sync.mp4"
     # Frames 0..2 exist; only frame 1 has both neighbours.
     assert sorted(p.name for p in (folder / "2011_09_26_drive_0001_sync").iterdir()) == ["000001.png"]
