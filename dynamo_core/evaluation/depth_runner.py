@@ -26,7 +26,7 @@ from .depth_metrics import (
     region_means,
     score_depth_batch,
 )
-from .inference import EvalContext, EvalOptions, Progress, prepare, to_device, write_json, write_text
+from .inference import EvalContext, EvalOptions, Progress, prepare, report_header, to_device, write_json, write_text
 
 
 @dataclass
@@ -137,11 +137,8 @@ def format_value(value: float) -> str:
 def format_report(result: DepthEvalResult) -> str:
     """The text report: what was scored and one row of metrics per region, 3 decimals."""
     summary = result.summary
-    lines = [
-        f"checkpoint: {summary.get('checkpoint')}",
-        f"dataset:    {summary.get('dataset')} ({summary.get('data_path')})",
-        f"split:      {summary.get('split')}",
-        f"input:      {summary.get('depth_model')} at {summary.get('height')}x{summary.get('width')}",
+    network = f"{summary.get('depth_model')} at {summary.get('height')}x{summary.get('width')}"
+    lines = report_header(summary, network) + [
         f"images:     {result.image_count} overall, {result.region_image_count} with motion labels",
         "",
         f"{'':<12}" + "".join(f"{name:>10}" for name in DEPTH_METRIC_NAMES),

@@ -274,6 +274,16 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
     return path
 
 
+def report_header(summary: dict, input_text: str) -> list[str]:
+    """The first lines of every text report: what was scored, on which data, from which input."""
+    return [
+        f"checkpoint: {summary.get('checkpoint')}",
+        f"dataset:    {summary.get('dataset')} ({summary.get('data_path')})",
+        f"split:      {summary.get('split')}",
+        f"input:      {input_text}",
+    ]
+
+
 def write_text(path: Path, text: str) -> Path:
     return _atomic(path, lambda stream: stream.write(text), mode="w")
 

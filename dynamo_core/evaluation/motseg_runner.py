@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from ..data.base import parse_split_line
 from ..data.splits import SPLIT_FILES, read_split, validate_items
 from ..errors import DataError
-from .inference import EvalContext, EvalOptions, Progress, has_neighbours, prepare, to_device, write_json, write_npz, write_text
+from .inference import (
+    EvalContext, EvalOptions, Progress, has_neighbours, prepare, report_header, to_device, write_json, write_npz,
+    write_text,
+)
 from .motseg_metrics import MOVING_LABEL, UNLABELED_LABEL, MotionSegAccumulator, MotionSegResult
 
 WAYMO_CLASSES = {
@@ -166,11 +169,8 @@ def evaluate_motseg(context: EvalContext, progress: Progress | None = None) -> M
 
 def format_report(result: MotionSegEvalResult) -> str:
     summary, sweep = result.summary, result.sweep
-    lines = [
-        f"checkpoint: {summary.get('checkpoint')}",
-        f"dataset:    {summary.get('dataset')} ({summary.get('data_path')})",
-        f"split:      {summary.get('split')}",
-        f"input:      {summary.get('depth_model')} at {summary.get('height')}x{summary.get('width')}",
+    network = f"{summary.get('depth_model')} at {summary.get('height')}x{summary.get('width')}"
+    lines = report_header(summary, network) + [
         f"images:     {result.image_count} ({result.skipped_count} skipped without both neighbours)",
         "",
         f"best F1:            {sweep.best_f1:.4f}",

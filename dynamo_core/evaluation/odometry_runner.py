@@ -24,6 +24,7 @@ from .inference import (
     Progress,
     has_neighbours,
     prepare,
+    report_header,
     segment_frames,
     split_segments,
     to_device,
@@ -199,11 +200,7 @@ def _stats_lines(title: str, stats: dict) -> list[str]:
 
 def format_report(result: OdometryEvalResult) -> str:
     summary = result.summary
-    lines = [
-        f"checkpoint: {summary.get('checkpoint')}",
-        f"dataset:    {summary.get('dataset')} ({summary.get('data_path')})",
-        f"split:      {summary.get('split')}",
-        f"input:      {summary.get('height')}x{summary.get('width')}",
+    lines = report_header(summary, f"{summary.get('height')}x{summary.get('width')}") + [
         f"tracks:     {len(result.ates)} of {result.track_length} frames in {len(result.segments)} segments",
         "",
     ]
