@@ -62,6 +62,30 @@ def fixture_inputs(fixture: dict) -> dict:
     return {parse_key(k): v for k, v in fixture["inputs"].items()}
 
 
+def fixture_objective(fixture: dict, phase_name: str, inputs: dict, outputs: dict, **overrides):
+    """The objective of one phase on the fixture's batch, as the reference records were taken:
+    step 10 of 100, the fixture's ground planes injected, a fixed generator. `overrides` replace
+    any of these keyword arguments of losses.compute."""
+    from dynamo_core import losses
+
+    batch = dict(inputs)
+    for scale, image in losses.color_pyramid(inputs["color", 0, 0], fixture["scales"]).items():
+        batch["color", 0, scale] = image
+    planes = {index: plane for index, plane in enumerate(fixture["phases"][phase_name]["planes"])}
+    kwargs = dict(
+        step=10,
+        steps_per_epoch=100,
+        frame_ids=fixture["frame_ids"],
+        scales=fixture["scales"],
+        min_depth=float(fixture["min_depth"]),
+        max_depth=float(fixture["max_depth"]),
+        planes=planes,
+        generator=torch.Generator().manual_seed(0),
+    )
+    kwargs.update(overrides)
+    return losses.compute(batch, outputs, losses.PHASES[phase_name], **kwargs)
+
+
 def model_config_for(fixture: dict):
     from dynamo_core.config import ModelConfig
 

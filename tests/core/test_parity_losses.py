@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import fixture_inputs
+from conftest import fixture_inputs, fixture_objective
 from dynamo_core import losses
 
 
@@ -23,23 +23,7 @@ def _losses_for(fixture, model, phase_name, **overrides):
             outputs = model(inputs)
     finally:
         model.set_heads(True, True)
-    batch = dict(inputs)
-    for scale, image in losses.color_pyramid(inputs["color", 0, 0], fixture["scales"]).items():
-        batch["color", 0, scale] = image
-    planes = {index: plane for index, plane in enumerate(fixture["phases"][phase_name]["planes"])}
-    # The reference records were taken at step 10 of 100 steps per epoch.
-    kwargs = dict(
-        step=10,
-        steps_per_epoch=100,
-        frame_ids=fixture["frame_ids"],
-        scales=fixture["scales"],
-        min_depth=float(fixture["min_depth"]),
-        max_depth=float(fixture["max_depth"]),
-        planes=planes,
-        generator=torch.Generator().manual_seed(0),
-    )
-    kwargs.update(overrides)
-    return losses.compute(batch, outputs, phase, **kwargs)
+    return fixture_objective(fixture, phase_name, inputs, outputs, **overrides)
 
 
 @pytest.mark.parametrize("phase_name", list(losses.PHASES))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import fixture_inputs
+from conftest import fixture_inputs, fixture_objective
 from dynamo_core import losses, runtime
 from dynamo_core.errors import ConfigError
 
@@ -38,15 +38,7 @@ def _objective(fixture, model, phase_name, dtype):
     finally:
         model.set_heads(True, True)
     outputs = {k: v.float() for k, v in outputs.items()}
-    batch = dict(inputs)
-    for scale, image in losses.color_pyramid(inputs["color", 0, 0], fixture["scales"]).items():
-        batch["color", 0, scale] = image
-    planes = {index: plane for index, plane in enumerate(fixture["phases"][phase_name]["planes"])}
-    result = losses.compute(
-        batch, outputs, phase, 10, 100, frame_ids=fixture["frame_ids"], scales=fixture["scales"],
-        min_depth=float(fixture["min_depth"]), max_depth=float(fixture["max_depth"]), planes=planes,
-        generator=torch.Generator().manual_seed(0),
-    )
+    result = fixture_objective(fixture, phase_name, inputs, outputs)
     result.total.backward()
     grads = torch.cat([p.grad.flatten() for p in model.parameters_of(list(phase.networks)) if p.grad is not None])
     return result.as_record(), grads
