@@ -12,8 +12,9 @@ from torch import nn
 def float32_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run `layer` in float32 even under bfloat16 autocast.
 
-    For output layers: their small values would otherwise be rounded to 8 significant bits,
-    and the motion field, which sums one such output per level, would accumulate the rounding.
+    Used for output layers, whose small values would otherwise be rounded to 8 significant bits
+    (the motion field sums one such output per level), and for layers whose bfloat16 kernels
+    are slow or not reproducible.
     """
     with torch.autocast(x.device.type, enabled=False):
         return layer(x.float())

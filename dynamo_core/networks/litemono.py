@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import drop_path, match_layout
+from .blocks import drop_path, float32_layer, match_layout
 
 DIMS = (64, 128, 224)
 BLOCKS_PER_STAGE = (4, 4, 10)
@@ -54,8 +54,7 @@ class _DepthwiseDilated(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Always float32: under bfloat16 autocast oneDNN's depthwise kernels are slower, and their
         # weight gradient changes from run to run, which would break exact resume.
-        with torch.autocast(x.device.type, enabled=False):
-            return self.conv(x.float())
+        return float32_layer(self.conv, x)
 
 
 class DilatedConvBlock(nn.Module):
