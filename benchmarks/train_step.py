@@ -129,7 +129,10 @@ def main() -> None:
             results[name] = stats[modes[0]] if len(modes) == 1 else {
                 **stats, "ratio_ours_over_reference": stats["ours"]["median_s"] / stats["reference"]["median_s"]}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    json.dump({"phases": results, "precision": {mode: str(trainer.compute_dtype or torch.float32) for mode, (trainer, _) in runs.items()}, "peak_rss_mb": peak_kb / 1024, "config": vars(args), "torch": torch.__version__}, sys.stdout, indent=2)
+    precision = {mode: str(trainer.compute_dtype or torch.float32) for mode, (trainer, _) in runs.items()}
+    report = {"phases": results, "precision": precision, "peak_rss_mb": peak_kb / 1024, "config": vars(args),
+              "torch": torch.__version__}
+    json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

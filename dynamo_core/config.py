@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .runtime import check_precision
 
 DEPTH_MODELS = ("litemono", "monodepthv2")
 WEIGHTS_INIT = ("pretrained", "scratch")
@@ -166,8 +167,7 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be at least 1, got {self.optim.batch_size}.")
         if self.train.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.train.device!r}.")
-        if self.train.precision not in ("auto", "fp32", "bf16"):
-            raise ConfigError(f"--precision must be auto, fp32 or bf16, got {self.train.precision!r}.")
+        check_precision(self.train.precision)
 
 
 def to_dict(config: Any) -> dict:

@@ -54,6 +54,12 @@ def resolve_device(name: str):
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def check_precision(name: str) -> None:
+    """Reject anything but auto, fp32 or bf16, naming the option."""
+    if name not in PRECISIONS:
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, got {name!r}.")
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bfloat16 products in hardware (AVX512-BF16 or AMX)."""
     import torch
@@ -70,8 +76,7 @@ def resolve_precision(name: str, device):
     """
     import torch
 
-    if name not in PRECISIONS:
-        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}.")
+    check_precision(name)
     device = torch.device(device)
     if name == "fp32" or (name == "auto" and (device.type != "cpu" or not cpu_has_native_bf16())):
         return None
