@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .geometry.image import SSIMReference
 from .geometry import (
     backproject,
     depth_to_disp,
@@ -32,6 +31,7 @@ from .geometry import (
     edge_aware_smoothness,
     fit_ground_plane,
     ground_plane_depth,
+    PhotometricError,
     project,
     transform_points,
 )
@@ -133,26 +133,6 @@ def color_pyramid(color: torch.Tensor, scales) -> dict[int, torch.Tensor]:
 
 def _upsample(x: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-class PhotometricError:
-    """Weighted SSIM + L1 against one target, whose SSIM statistics are computed once."""
-
-    def __init__(self, target: torch.Tensor, ssim_weight: float):
-        self.target = target
-        self.reference = SSIMReference(target)
-        self.ssim_weight = ssim_weight
-
-    def __call__(self, pred: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, 1, H, W)."""
-        l1 = (self.target - pred).abs().mean(1, keepdim=True)
-        structure = self.reference.dissimilarity(pred).mean(1, keepdim=True)
-        return self.ssim_weight * structure + (1 - self.ssim_weight) * l1
-
-
-def photometric_error(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> torch.Tensor:
-    """(B, 3, H, W) x2 -> (B, 1, H, W) weighted SSIM + L1."""
-    return PhotometricError(target, ssim_weight)(pred)
 
 
 def compute(

@@ -7,6 +7,7 @@ from .camera import backproject, pixel_grid, project, transform_points
 from .depth import depth_to_disp, disp_to_depth
 from .ground import fit_ground_plane, ground_plane_depth, plane_distance
 from .image import edge_aware_smoothness, ssim
+from .photometric import PhotometricError
 from .pose import axis_angle_to_matrix, pose_vec_to_matrix, translation_matrix
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "fit_ground_plane",
     "ground_plane_depth",
     "pixel_grid",
+    "PhotometricError",
     "plane_distance",
     "pose_vec_to_matrix",
     "project",

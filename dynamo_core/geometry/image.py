@@ -35,41 +35,25 @@ def box_mean3(x: torch.Tensor) -> torch.Tensor:
     return _BoxMean3.apply(x)
 
 
-class SSIMReference:
-    """The fixed image of many SSIM comparisons, with its local statistics computed once.
-
-    Args:
-        y: (B, C, H, W) image in [0, 1].
-    """
-
-    def __init__(self, y: torch.Tensor):
-        self.padded = F.pad(y, (1, 1, 1, 1), mode="reflect")
-        self.mu = box_mean3(self.padded)
-        self.sigma = box_mean3(self.padded**2) - self.mu**2
-
-    def dissimilarity(self, x: torch.Tensor) -> torch.Tensor:
-        """(1 - SSIM(x, y)) / 2 as `ssim(x, y)`: (B, C, H, W) in [0, 1]."""
-        channels = x.shape[1]
-        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        # One pooling pass over [x, x^2, x*y] instead of three.
-        pooled = box_mean3(torch.cat([x, x**2, x * self.padded], dim=1))
-        mu_x, mean_x2, mean_xy = pooled.split(channels, dim=1)
-        sigma_x = mean_x2 - mu_x**2
-        sigma_xy = mean_xy - mu_x * self.mu
-        numerator = (2 * mu_x * self.mu + _C1) * (2 * sigma_xy + _C2)
-        denominator = (mu_x**2 + self.mu**2 + _C1) * (sigma_x + self.sigma + _C2)
-        return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
-
-
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Structural dissimilarity (1 - SSIM) / 2 over 3x3 windows with reflection padding.
+
+    The plain formula; `photometric.PhotometricError` computes the same faster for training.
 
     Args:
         x, y: (B, C, H, W) images in [0, 1].
     Returns:
         (B, C, H, W) values in [0, 1]; 0 where the images agree.
     """
-    return SSIMReference(y).dissimilarity(x)
+    x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mu_x, mu_y = box_mean3(x), box_mean3(y)
+    sigma_x = box_mean3(x**2) - mu_x**2
+    sigma_y = box_mean3(y**2) - mu_y**2
+    sigma_xy = box_mean3(x * y) - mu_x * mu_y
+    numerator = (2 * mu_x * mu_y + _C1) * (2 * sigma_xy + _C2)
+    denominator = (mu_x**2 + mu_y**2 + _C1) * (sigma_x + sigma_y + _C2)
+    return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
 
 
 def edge_aware_smoothness(field: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:

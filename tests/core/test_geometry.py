@@ -15,6 +15,7 @@ from dynamo_core.geometry import (
     fit_ground_plane,
     ground_plane_depth,
     pixel_grid,
+    PhotometricError,
     plane_distance,
     pose_vec_to_matrix,
     project,
@@ -124,6 +125,32 @@ def test_box_mean_equals_average_pooling_and_its_gradient():
     pooled = torch.autograd.grad((F.avg_pool2d(x, 3, 1) * weights).sum(), x)[0]
     torch.testing.assert_close(ours, pooled)
     assert torch.autograd.gradcheck(box_mean3, (torch.rand(1, 2, 6, 7, dtype=torch.float64, requires_grad=True),))
+
+
+@pytest.mark.parametrize("ssim_weight", [0.85, 0.3])
+def test_photometric_error_equals_the_plain_formula_with_its_gradient(ssim_weight):
+    generator = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 9, 14, generator=generator, dtype=torch.float64)
+    # Equal pixels put the L1 term at its kink; the reference's gradient there is 0.
+    pred = torch.where(torch.rand(target.shape, generator=generator, dtype=torch.float64) < 0.1, target,
+                       torch.rand(target.shape, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    weights = torch.rand(2, 1, 9, 14, generator=generator, dtype=torch.float64)
+    ours = PhotometricError(target, ssim_weight)(pred)
+    plain = ssim_weight * ssim(pred, target).mean(1, keepdim=True) + (1 - ssim_weight) * (target - pred).abs().mean(
+        1, keepdim=True)
+    torch.testing.assert_close(ours, plain)
+    ours_grad = torch.autograd.grad((ours * weights).sum(), pred)[0]
+    plain_grad = torch.autograd.grad((plain * weights).sum(), pred)[0]
+    torch.testing.assert_close(ours_grad, plain_grad)
+    assert ours_grad.abs().sum() > 0
+
+
+def test_photometric_error_gradcheck_and_reuse_of_one_target():
+    generator = torch.Generator().manual_seed(4)
+    error = PhotometricError(torch.rand(1, 3, 6, 7, generator=generator, dtype=torch.float64), 0.85)
+    for _ in range(2):
+        pred = torch.rand(1, 3, 6, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(error, (pred,))
 
 
 def test_smoothness_of_a_ramp():
