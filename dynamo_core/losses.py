@@ -25,15 +25,17 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import (
+    PhotometricError,
     backproject,
     depth_to_disp,
     disp_to_depth,
     edge_aware_smoothness,
+    edge_weights,
     fit_ground_plane,
+    grid_camera,
     ground_plane_depth,
-    PhotometricError,
-    project,
-    transform_points,
+    pixel_grid,
+    project_to_grid,
 )
 
 TERMS = ("p_photo", "d_smooth", "d_ground", "c_smooth", "c_consistency", "m_sparsity", "m_smooth")
@@ -131,8 +133,24 @@ def color_pyramid(color: torch.Tensor, scales) -> dict[int, torch.Tensor]:
     return pyramid
 
 
-def _upsample(x: torch.Tensor, size) -> torch.Tensor:
+def _resize(x: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize of (B, C, h, w) to `size`; a map already of that size is returned as it is."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class _FullSize:
+    """Resizes maps to the input size, once per map: both source frames share one motion mask."""
+
+    def __init__(self, height: int, width: int):
+        self.size = (height, width)
+        self.done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if id(x) not in self.done:
+            self.done[id(x)] = (x, _resize(x, self.size))  # holding x keeps its id from being reused
+        return self.done[id(x)][1]
 
 
 def compute(
@@ -186,35 +204,40 @@ def compute(
     total = target.new_zeros(())
     visuals: dict = {}
 
+    full_size = _FullSize(height, width)
+    rays = inv_K[:, :3, :3] @ pixel_grid(height, width, dtype=target.dtype, device=target.device)  # (B, 3, H*W)
+    camera = grid_camera(K, height, width)  # (B, 3, 4): 3D points to grid coordinates
+
     for scale in scales:
         part = {t: target.new_zeros(()) for t in TERMS}
         divisor = 2**scale
         disp = outputs["disp", 0, scale]
-        _, depth = disp_to_depth(_upsample(disp, (height, width)), min_depth, max_depth)
-        points = backproject(depth, inv_K)  # (B, 4, H*W)
+        _, depth = disp_to_depth(full_size(disp), min_depth, max_depth)
+        points = depth.reshape(batch_size, 1, -1) * rays  # (B, 3, H*W)
         color = batch["color", 0, scale]
+        weights = edge_weights(color) if train_depth or train_flow or train_mask else None
+        h, w = disp.shape[-2:]
 
         errors = []
         for frame in sources:
             T = outputs["cam_T_cam", 0, frame]
-            moved = transform_points(T, points)
-            ego_flow = moved[:, :3] - points[:, :3]  # (B, 3, H*W)
+            ego_flow = complete = residual = independent = None
+            if phase.motion_mask or keep_visuals:
+                ego_flow = torch.baddbmm(T[:, :3, 3:], T[:, :3, :3], points) - points  # (B, 3, H*W)
             if phase.complete_flow:
-                complete = _upsample(outputs["complete_flow", frame, scale], (height, width)).reshape(batch_size, 3, -1)
+                complete = full_size(outputs["complete_flow", frame, scale]).reshape(batch_size, 3, -1)
                 complete = complete * batch["ts", frame].reshape(batch_size, 1, 1).to(complete.dtype)
-                residual = complete - ego_flow
+                if ego_flow is not None:
+                    residual = complete - ego_flow
                 if phase.motion_mask:
-                    mask_full = _upsample(outputs["motion_mask", frame, scale], (height, width)).reshape(batch_size, 1, -1)
-                    independent = residual * mask_full
-                    shifted = points[:, :3] + independent
-                    grid = project(transform_points(T, torch.cat([shifted, points[:, 3:]], 1)), K, height, width)
+                    independent = residual * full_size(outputs["motion_mask", frame, scale]).reshape(batch_size, 1, -1)
+                    grid = project_to_grid(points + independent, camera @ T, height, width)
                 else:
                     # Without a mask the complete flow alone carries the point into the source frame.
                     independent = residual
-                    grid = project(torch.cat([points[:, :3] + complete, points[:, 3:]], 1), K, height, width)
+                    grid = project_to_grid(points + complete, camera, height, width)
             else:
-                grid = project(moved, K, height, width)
-                complete = residual = independent = None
+                grid = project_to_grid(points, camera @ T, height, width)
 
             warped = F.grid_sample(batch["color", frame, 0], grid, padding_mode="border", align_corners=True)
             errors.append(error_to_target(warped))
@@ -227,29 +250,28 @@ def compute(
                     "complete_flow": None if complete is None else complete.detach().reshape(batch_size, 3, height, width),
                 }
 
-            h, w = disp.shape[-2:]
             if train_flow:
                 if coef["c_smooth"] > 0:
                     part["c_smooth"] = part["c_smooth"] + edge_aware_smoothness(
-                        outputs["complete_flow", frame, scale], color
+                        outputs["complete_flow", frame, scale], weights=weights
                     ) / divisor / len(sources)
                 if phase.motion_mask and coef["c_consistency"] > 0:
-                    residual_small = _upsample(residual.reshape(batch_size, 3, height, width), (h, w))
+                    residual_small = _resize(residual.reshape(batch_size, 3, height, width), (h, w))
                     still = (disp > config.mask_disp_threshold).detach() * (1 - outputs["motion_mask", frame, scale].detach())
                     part["c_consistency"] = part["c_consistency"] + torch.mean(still * residual_small.abs()) / divisor / len(
                         sources
                     )
             if train_mask:
                 if coef["m_sparsity"] > 0:
+                    with torch.no_grad():
+                        grid_ego = project_to_grid(points, camera @ T, height, width)
+                        grid_complete = project_to_grid(points + complete, camera, height, width)
                     part["m_sparsity"] = part["m_sparsity"] + _sparsity(
-                        outputs["motion_prob", frame, scale], grid_ego=project(moved, K, height, width),
-                        grid_complete=project(
-                            torch.cat([points[:, :3].detach() + complete, points[:, 3:]], 1), K, height, width
-                        ),
+                        outputs["motion_prob", frame, scale], grid_ego, grid_complete
                     ) / divisor / len(sources)
                 if coef["m_smooth"] > 0:
                     part["m_smooth"] = part["m_smooth"] + edge_aware_smoothness(
-                        outputs["motion_mask", frame, scale], color
+                        outputs["motion_mask", frame, scale], weights=weights
                     ) / divisor / len(sources)
 
         warped_error = torch.cat(errors, 1)
@@ -262,7 +284,7 @@ def compute(
         if train_depth:
             if coef["d_smooth"] > 0:
                 normalised = disp / (disp.mean(dim=(2, 3), keepdim=True) + 1e-7)
-                part["d_smooth"] = edge_aware_smoothness(normalised, color) / divisor
+                part["d_smooth"] = edge_aware_smoothness(normalised, weights=weights) / divisor
             if coef["d_ground"] > 0 and phase.motion_mask:
                 plane = None if planes is None else planes[scale]
                 part["d_ground"] = _below_ground(disp, batch["inv_K", scale], plane, config, min_depth, max_depth, generator) / divisor
@@ -283,8 +305,8 @@ def _sparsity(logits: torch.Tensor, grid_ego: torch.Tensor, grid_complete: torch
     logits: (B, 1, h, w); grids: (B, H, W, 2) full resolution.
     """
     h, w = logits.shape[-2:]
-    ego = _upsample(grid_ego.detach().permute(0, 3, 1, 2), (h, w))
-    complete = _upsample(grid_complete.detach().permute(0, 3, 1, 2), (h, w))
+    ego = _resize(grid_ego.detach().permute(0, 3, 1, 2), (h, w))
+    complete = _resize(grid_complete.detach().permute(0, 3, 1, 2), (h, w))
     gap = ((ego - complete) ** 2).sum(1, keepdim=True)  # (B, 1, h, w)
     static = gap < gap.mean()
     if not bool((static.sum(dim=(1, 2, 3)) > 0).all()):

@@ -55,3 +55,40 @@ def project(points: torch.Tensor, K: torch.Tensor, height: int, width: int) -> t
     scale = torch.tensor([width - 1, height - 1], dtype=xy.dtype, device=xy.device)
     grid = xy.reshape(-1, 2, height, width).permute(0, 2, 3, 1) / scale
     return (grid - 0.5) * 2
+
+
+def grid_camera(K: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The camera matrix that takes 3D points straight to sampling-grid coordinates.
+
+    Composes the intrinsics with the pixel-to-grid normalisation (and the epsilon of `project`),
+    so that one matrix product and one division give the grid: for M = grid_camera(K) @ T and
+    homogeneous p, (M @ p)[:2] / (M @ p)[2] equals project(T @ p, K) to float rounding.
+
+    Args:
+        K: (B, 4, 4) intrinsics at this resolution.
+    Returns:
+        (B, 3, 4).
+    """
+    camera = K[:, :3, :].clone()
+    camera[:, 2, 3] += _EPS  # the depth row gives z + eps for a point with w = 1
+    to_grid = torch.tensor(
+        [[2 / (width - 1), 0, -1], [0, 2 / (height - 1), -1], [0, 0, 1]], dtype=K.dtype, device=K.device
+    )
+    return to_grid @ camera
+
+
+def project_to_grid(points: torch.Tensor, camera: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Project 3D points with a `grid_camera` matrix (possibly composed with a pose).
+
+    Faster than `project`: no homogeneous row, one fused matrix product, and the grid is returned
+    as a view (grid_sample reads it as fast as a contiguous one).
+
+    Args:
+        points: (B, 3, H*W) points, not homogeneous.
+        camera: (B, 3, 4) from `grid_camera`, or its product with a (B, 4, 4) pose.
+    Returns:
+        (B, H, W, 2) grid for `grid_sample(..., align_corners=True)`.
+    """
+    pixels = torch.baddbmm(camera[:, :, 3:], camera[:, :, :3], points)
+    grid = pixels[:, :2] / pixels[:, 2:3]
+    return grid.reshape(-1, 2, height, width).permute(0, 2, 3, 1)

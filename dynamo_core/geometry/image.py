@@ -56,18 +56,38 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
 
 
-def edge_aware_smoothness(field: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+def edge_weights(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much smoothness counts between neighbours: exp(-mean colour difference).
+
+    Args:
+        image: (B, 3, H, W) guide image.
+    Returns:
+        across columns (B, 1, H, W - 1), across rows (B, 1, H - 1, W).
+    """
+    across_x = torch.exp(-(image[:, :, :, :-1] - image[:, :, :, 1:]).abs().mean(1, keepdim=True))
+    across_y = torch.exp(-(image[:, :, :-1, :] - image[:, :, 1:, :]).abs().mean(1, keepdim=True))
+    return across_x, across_y
+
+
+def edge_aware_smoothness(
+    field: torch.Tensor,
+    image: torch.Tensor | None = None,
+    weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Mean absolute first difference of `field`, down-weighted across image edges.
 
     Args:
         field: (B, C, H, W) quantity to smooth (disparity, flow, mask).
         image: (B, 3, H, W) guide image, or None for plain smoothness.
+        weights: `edge_weights(image)`, when one image guides several fields.
     Returns:
         scalar: mean |dx| + mean |dy|.
     """
     dx = (field[:, :, :, :-1] - field[:, :, :, 1:]).abs()
     dy = (field[:, :, :-1, :] - field[:, :, 1:, :]).abs()
-    if image is not None:
-        dx = dx * torch.exp(-(image[:, :, :, :-1] - image[:, :, :, 1:]).abs().mean(1, keepdim=True))
-        dy = dy * torch.exp(-(image[:, :, :-1, :] - image[:, :, 1:, :]).abs().mean(1, keepdim=True))
+    if weights is None and image is not None:
+        weights = edge_weights(image)
+    if weights is not None:
+        dx = dx * weights[0]
+        dy = dy * weights[1]
     return dx.mean() + dy.mean()
