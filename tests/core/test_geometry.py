@@ -12,13 +12,16 @@ from dynamo_core.geometry import (
     depth_to_disp,
     disp_to_depth,
     edge_aware_smoothness,
+    edge_weights,
     fit_ground_plane,
+    grid_camera,
     ground_plane_depth,
     pixel_grid,
     PhotometricError,
     plane_distance,
     pose_vec_to_matrix,
     project,
+    project_to_grid,
     ssim,
     transform_points,
     translation_matrix,
@@ -159,6 +162,32 @@ def test_smoothness_of_a_ramp():
     # An image edge across every column halves nothing but scales by exp(-|grad|).
     image = torch.arange(5.0).expand(1, 3, 4, 5)
     assert edge_aware_smoothness(ramp, image).item() == pytest.approx(0.5 * math.exp(-1))
+
+
+def test_shared_edge_weights_give_the_same_smoothness():
+    generator = torch.Generator().manual_seed(5)
+    image, field = torch.rand(2, 3, 6, 9, generator=generator), torch.rand(2, 3, 6, 9, generator=generator)
+    across_x, across_y = edge_weights(image)
+    assert across_x.shape == (2, 1, 6, 8) and across_y.shape == (2, 1, 5, 9)
+    torch.testing.assert_close(edge_aware_smoothness(field, weights=(across_x, across_y)),
+                               edge_aware_smoothness(field, image))
+    assert edge_aware_smoothness(field, image) < edge_aware_smoothness(field)
+
+
+def test_grid_camera_projection_equals_transform_then_project():
+    batch, height, width = 2, 6, 10
+    generator = torch.Generator().manual_seed(6)
+    K = intrinsics(batch, height, width, torch.float64)
+    depth = torch.rand(batch, 1, height, width, generator=generator, dtype=torch.float64) * 20 + 1
+    points = backproject(depth, torch.linalg.inv(K))
+    T = pose_vec_to_matrix(0.05 * torch.randn(batch, 1, 3, generator=generator, dtype=torch.float64),
+                           0.3 * torch.randn(batch, 1, 3, generator=generator, dtype=torch.float64))
+    expected = project(transform_points(T, points), K, height, width)
+    ours = project_to_grid(points[:, :3], grid_camera(K, height, width) @ T, height, width)
+    assert ours.shape == (batch, height, width, 2)
+    torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(project_to_grid(points[:, :3], grid_camera(K, height, width), height, width),
+                               project(points, K, height, width))
 
 
 def test_warp_gradcheck_float64():
