@@ -36,6 +36,7 @@ from .geometry import (
     ground_plane_depth,
     pixel_grid,
     project_to_grid,
+    upsample_bilinear,
 )
 
 TERMS = ("p_photo", "d_smooth", "d_ground", "c_smooth", "c_consistency", "m_sparsity", "m_smooth")
@@ -135,8 +136,11 @@ def color_pyramid(color: torch.Tensor, scales) -> dict[int, torch.Tensor]:
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize of (B, C, h, w) to `size`; a map already of that size is returned as it is."""
-    if tuple(x.shape[-2:]) == tuple(size):
+    (h, w), (height, width) = x.shape[-2:], size
+    if (h, w) == (height, width):
         return x
+    if height % h == 0 and height // h == width // w and width % w == 0:
+        return upsample_bilinear(x, height // h)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
@@ -309,10 +313,12 @@ def _sparsity(logits: torch.Tensor, grid_ego: torch.Tensor, grid_complete: torch
     complete = _resize(grid_complete.detach().permute(0, 3, 1, 2), (h, w))
     gap = ((ego - complete) ** 2).sum(1, keepdim=True)  # (B, 1, h, w)
     static = gap < gap.mean()
-    if not bool((static.sum(dim=(1, 2, 3)) > 0).all()):
+    counts = static.sum(dim=(1, 2, 3))
+    if not bool((counts > 0).all()):
         return logits.new_zeros(())
-    selected = logits[static]
-    return F.binary_cross_entropy_with_logits(selected, torch.zeros_like(selected))
+    # The mean over the static pixels, as a masked sum (no gather of a data-dependent size).
+    losses = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    return (losses * static).sum() / counts.sum()
 
 
 def _below_ground(

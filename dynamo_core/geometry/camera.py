@@ -90,5 +90,25 @@ def project_to_grid(points: torch.Tensor, camera: torch.Tensor, height: int, wid
         (B, H, W, 2) grid for `grid_sample(..., align_corners=True)`.
     """
     pixels = torch.baddbmm(camera[:, :, 3:], camera[:, :, :3], points)
-    grid = pixels[:, :2] / pixels[:, 2:3]
+    grid = _PerspectiveDivide.apply(pixels)
     return grid.reshape(-1, 2, height, width).permute(0, 2, 3, 1)
+
+
+class _PerspectiveDivide(torch.autograd.Function):
+    """(B, 3, N) -> (B, 2, N): the first two rows over the third, with the gradient built in one buffer
+    (autograd would zero-fill and copy it for each slice)."""
+
+    @staticmethod
+    def forward(ctx, pixels: torch.Tensor) -> torch.Tensor:
+        inv_depth = pixels[:, 2:3].reciprocal()
+        grid = pixels[:, :2] * inv_depth
+        ctx.save_for_backward(grid, inv_depth)
+        return grid
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grid, inv_depth = ctx.saved_tensors
+        result = grad.new_empty(grad.shape[0], 3, grad.shape[2])
+        scaled = torch.mul(grad, inv_depth, out=result[:, :2])  # d(x/z)/dx = 1/z
+        torch.sum(scaled * grid, dim=1, out=result[:, 2]).neg_()  # d(x/z)/dz = -(x/z)/z
+        return result

@@ -25,6 +25,7 @@ from dynamo_core.geometry import (
     ssim,
     transform_points,
     translation_matrix,
+    upsample_bilinear,
 )
 
 
@@ -188,6 +189,29 @@ def test_grid_camera_projection_equals_transform_then_project():
     torch.testing.assert_close(ours, expected)
     torch.testing.assert_close(project_to_grid(points[:, :3], grid_camera(K, height, width), height, width),
                                project(points, K, height, width))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 8])
+def test_upsample_bilinear_equals_interpolate_with_its_gradient(factor):
+    generator = torch.Generator().manual_seed(factor)
+    x = torch.rand(2, 3, 5, 7, generator=generator, dtype=torch.float64, requires_grad=True)
+    ours = upsample_bilinear(x, factor)
+    reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    assert ours.shape == (2, 3, 5 * factor, 7 * factor)
+    torch.testing.assert_close(ours, reference)
+    weights = torch.rand(reference.shape, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad((ours * weights).sum(), x)[0],
+                               torch.autograd.grad((reference * weights).sum(), x)[0])
+    assert torch.autograd.gradcheck(lambda t: upsample_bilinear(t, factor), (x[:1, :1, :3, :4].detach().requires_grad_(),))
+
+
+def test_project_to_grid_gradcheck_float64():
+    batch, height, width = 1, 3, 4
+    generator = torch.Generator().manual_seed(7)
+    camera = grid_camera(intrinsics(batch, height, width, torch.float64), height, width)
+    points = torch.rand(batch, 3, height * width, generator=generator, dtype=torch.float64) + 2
+    points[:, :2] -= 2.5
+    assert torch.autograd.gradcheck(lambda p: project_to_grid(p, camera, height, width), (points.requires_grad_(),))
 
 
 def test_warp_gradcheck_float64():
