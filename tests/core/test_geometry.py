@@ -266,6 +266,21 @@ def test_ransac_exact_plane_and_seeded():
     assert distances.abs().max() < 1e-3
 
 
+def test_ransac_counts_in_chunks_as_in_one_pass(monkeypatch):
+    from dynamo_core.geometry import ground
+
+    generator = torch.Generator().manual_seed(8)
+    planes = torch.tensor([[[0.02], [-0.01], [1.6]], [[0.0], [0.03], [1.5]]])
+    height, width = 60, 400  # 24,000 candidates: several chunks, the last one partial
+    points = _plane_points(planes, height * width, generator, noise=0.002, outliers=0.4).reshape(2, 3, height, width)
+    chunked = fit_ground_plane(points, prior=1.0, tolerance=0.01, hypotheses=40, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(ground, "_CHUNK", 10**9)
+    whole = fit_ground_plane(points, prior=1.0, tolerance=0.01, hypotheses=40, generator=torch.Generator().manual_seed(1))
+    assert height * width > 2 * 8192
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(chunked, planes, atol=2e-3, rtol=0)
+
+
 def test_ground_plane_depth_matches_backprojected_plane():
     batch, height, width = 2, 8, 12
     K = intrinsics(batch, height, width)
