@@ -227,15 +227,21 @@ def compute(
             T = outputs["cam_T_cam", 0, frame]
             ego_flow = complete = residual = independent = None
             if phase.motion_mask or keep_visuals:
-                ego_flow = torch.baddbmm(T[:, :3, 3:], T[:, :3, :3], points) - points  # (B, 3, H*W)
+                # T p - p as one product: (R - I) p + t.
+                identity = torch.eye(3, dtype=T.dtype, device=T.device)
+                ego_flow = torch.baddbmm(T[:, :3, 3:], T[:, :3, :3] - identity, points)  # (B, 3, H*W)
             if phase.complete_flow:
-                complete = full_size(outputs["complete_flow", frame, scale]).reshape(batch_size, 3, -1)
-                complete = complete * batch["ts", frame].reshape(batch_size, 1, 1).to(complete.dtype)
+                flow = outputs["complete_flow", frame, scale]
+                # Scaled by the time step before upsampling (both are linear), on the smaller map.
+                flow = flow * batch["ts", frame].reshape(batch_size, 1, 1, 1).to(flow.dtype)
+                complete = _resize(flow, (height, width)).reshape(batch_size, 3, -1)
                 if ego_flow is not None:
                     residual = complete - ego_flow
                 if phase.motion_mask:
-                    independent = residual * full_size(outputs["motion_mask", frame, scale]).reshape(batch_size, 1, -1)
-                    grid = project_to_grid(points + independent, camera @ T, height, width)
+                    mask = full_size(outputs["motion_mask", frame, scale]).reshape(batch_size, 1, -1)
+                    # The point moves by the masked residual: points + residual * mask.
+                    grid = project_to_grid(torch.addcmul(points, residual, mask), camera @ T, height, width)
+                    independent = residual * mask if keep_visuals else None
                 else:
                     # Without a mask the complete flow alone carries the point into the source frame.
                     independent = residual

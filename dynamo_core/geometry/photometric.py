@@ -47,10 +47,9 @@ class _TargetStatistics:
 class _Photometric(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred: torch.Tensor, stats: _TargetStatistics, ssim_weight: float) -> torch.Tensor:
-        channels = pred.shape[1]
-        padded = F.pad(pred, _PAD, mode="reflect")
-        stacked = torch.empty((3,) + padded.shape, dtype=padded.dtype, device=padded.device)
-        stacked[0] = padded
+        batch, channels, height, width = pred.shape
+        stacked = pred.new_empty((3, batch, channels, height + 2, width + 2))
+        padded = torch.ops.aten.reflection_pad2d.out(pred, list(_PAD), out=stacked[0])
         torch.mul(padded, padded, out=stacked[1])
         torch.mul(padded, stats.padded_2_9, out=stacked[2])
         s1, s2, s12 = _window_sums(stacked)  # s12 holds 2/9 of the window sum of x*y
