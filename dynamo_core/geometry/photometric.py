@@ -2,8 +2,8 @@
 
 Written in window sums rather than means, with fused multiply-adds and the gradient derived by hand,
 it makes far fewer passes over full-resolution maps than autograd through `image.ssim`: forward and
-backward of a (2, 3, 192, 640) prediction take about 11 ms instead of 20 on 2 cores. The loss evaluates
-it once per source frame and scale, so it is a large share of a training step.
+backward of a (2, 3, 192, 640) prediction take about a third less time (`benchmarks/loss_ops.py`).
+The loss evaluates it once per source frame and scale, so it is a large share of a training step.
 
 Notation for one 3x3 window (sums over its 9 pixels; x the prediction, y the target):
     s1 = sum x, s2 = sum x^2, s12 = sum x*y; mu_x = s1 / 9

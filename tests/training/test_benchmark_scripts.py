@@ -1,0 +1,37 @@
+"""The timing scripts run at a tiny size and print the JSON their documentation promises."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run_script(name: str, *options: str) -> dict:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *options], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+def test_train_step_reports_every_asked_phase_and_the_reference_ratio():
+    report = run_script("train_step.py", "--depth-model", "monodepthv2", "--height", "64", "--width", "192",
+                        "--steps", "1", "--phases", "disp_init,fine_tune", "--work", "both", "--precision", "fp32")
+    assert set(report["phases"]) == {"disp_init", "fine_tune"}
+    for phase in report["phases"].values():
+        assert phase["ours"]["median_s"] > 0 and phase["reference"]["median_s"] > 0
+        assert phase["ratio_ours_over_reference"] == pytest.approx(phase["ours"]["median_s"] / phase["reference"]["median_s"])
+    assert report["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_loss_ops_reports_every_phase_and_operation():
+    report = run_script("loss_ops.py", "--depth-model", "litemono", "--height", "64", "--width", "192", "--repeats", "1")
+    assert set(report["loss"]) == {"disp_init", "motion_init", "mask_init", "fine_tune"}
+    assert all(t["forward"] > 0 and t["backward"] > 0 for t in report["loss"].values())
+    assert report["photometric"]["ours_ms"] > 0 and report["photometric"]["autograd_ms"] > 0
+    assert set(report["upsample"]) == {"x2", "x4", "x8"}
+    assert report["ground_fit_ms"] > 0
