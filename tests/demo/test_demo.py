@@ -48,3 +48,17 @@ def test_bad_budget_and_model(tmp_path):
     assert result.exit_code == 1 and "--budget-minutes must be positive" in result.stderr
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--depth-model", "vit"])
     assert result.exit_code == 1 and "--depth-model must be one of" in result.stderr
+
+
+def test_schedule_fills_the_budget_with_the_loop_overhead():
+    from dynamo_core.demo import EPOCHS_PER_PHASE, LOOP_OVERHEAD, PHASE_SHARES, schedule
+
+    seconds = {"disp_init": 0.26, "motion_init": 0.22, "mask_init": 0.39, "fine_tune": 0.50}
+    epoch_size = schedule(700.0, seconds, min_steps=20)
+    planned = sum(epoch_size[n] * EPOCHS_PER_PHASE * seconds[n] * LOOP_OVERHEAD for n in seconds)
+    assert 0.97 * 700 <= planned <= 700 + sum(EPOCHS_PER_PHASE * seconds[n] * LOOP_OVERHEAD for n in seconds)
+    for name in seconds:
+        share = epoch_size[name] * EPOCHS_PER_PHASE * seconds[name] * LOOP_OVERHEAD / planned
+        assert share == pytest.approx(PHASE_SHARES[name], abs=0.01)
+    # An exhausted budget still trains every phase a little.
+    assert schedule(-5.0, seconds, min_steps=20) == {n: 20 // EPOCHS_PER_PHASE for n in seconds}
