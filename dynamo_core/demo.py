@@ -191,7 +191,7 @@ def make_plan(settings: DemoSettings, started: float, progress: DemoProgress) ->
     epoch_size = schedule(available, seconds, settings.size.min_steps)
     plan = DemoPlan(seconds, epoch_size, EPOCHS_PER_PHASE, settings.budget_minutes, settings.depth_model, settings.smoke)
     path.write_text(json.dumps(asdict(plan), indent=2) + "\n")
-    log.info("demo plan: %s steps per epoch, %d epochs per phase", epoch_size, epochs)
+    log.info("demo plan: %s steps per epoch, %d epochs per phase", epoch_size, EPOCHS_PER_PHASE)
     return plan
 
 

@@ -62,3 +62,24 @@ def test_schedule_fills_the_budget_with_the_loop_overhead():
         assert share == pytest.approx(PHASE_SHARES[name], abs=0.01)
     # An exhausted budget still trains every phase a little.
     assert schedule(-5.0, seconds, min_steps=20) == {n: 20 // EPOCHS_PER_PHASE for n in seconds}
+
+
+def test_timed_plan_sizes_every_phase_from_measured_steps(tmp_path, monkeypatch):
+    import time
+
+    from dynamo_core import demo
+
+    # The full-size plan path, on the smoke demo's tiny data so that it runs in seconds.
+    monkeypatch.setattr(demo, "DEFAULT_SIZE", demo.DemoSize(2, 8, 1, 64, 192, 64, 192, "original", 2, 5.0, min_steps=2))
+    settings = demo.DemoSettings(out=tmp_path / "demo", budget_minutes=1.0)
+    demo.make_data(settings, demo.DemoProgress())
+    started = time.perf_counter()
+    plan = demo.make_plan(settings, started, demo.DemoProgress())
+    assert set(plan.step_seconds) == set(demo.PHASE_SHARES) and all(t > 0 for t in plan.step_seconds.values())
+    assert plan.epochs == demo.EPOCHS_PER_PHASE and not plan.smoke
+    spent = time.perf_counter() - started
+    planned = sum(plan.epoch_size[n] * plan.epochs * plan.step_seconds[n] * demo.LOOP_OVERHEAD for n in plan.epoch_size)
+    rounding = sum(plan.epochs * plan.step_seconds[n] * demo.LOOP_OVERHEAD for n in plan.epoch_size)
+    # The training time fills what the budget leaves after timing and the evaluation reserve, and no more.
+    assert 0.95 * (60.0 - 5.0 - spent) <= planned <= 60.0 - 5.0 + rounding
+    assert json.loads((settings.out / "demo_plan.json").read_text())["epoch_size"] == plan.epoch_size
