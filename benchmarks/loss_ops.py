@@ -23,10 +23,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import frames  # noqa: E402
+from train_step import add_size_options, bench_config, frames, intrinsics  # noqa: E402
 
 from dynamo_core import losses  # noqa: E402
-from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales  # noqa: E402
 from dynamo_core.geometry import PhotometricError, backproject, fit_ground_plane, ssim, upsample_bilinear  # noqa: E402
 from dynamo_core.runtime import keep_freed_memory  # noqa: E402
 from dynamo_core.training.trainer import Trainer, add_color_pyramid  # noqa: E402
@@ -45,13 +44,7 @@ def median_ms(work, repeats: int) -> float:
 
 def loss_times(args) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
-        config = RunConfig(
-            model=ModelConfig(depth_model=args.depth_model, weights_init="scratch", height=args.height, width=args.width,
-                              scales=default_scales(args.depth_model)),
-            data=DataConfig(num_workers=0),
-            optim=OptimConfig(batch_size=args.batch_size),
-            train=TrainConfig(log_dir=run_dir, name="bench", device="cpu", threads=args.threads),
-        )
+        config = bench_config(args, run_dir)
         trainer = Trainer(config, dataset=[None])
     batch = frames(args.height, args.width, args.batch_size)
     add_color_pyramid(batch, config.model.scales)
@@ -113,7 +106,7 @@ def upsample_times(args) -> dict:
 
 def ground_fit_ms(args) -> float:
     height, width = args.height, args.width
-    K = torch.tensor([[0.58 * width, 0, 0.5 * width, 0], [0, 1.92 * height, 0.5 * height, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    K = intrinsics(height, width)
     depth = torch.rand(args.batch_size, 1, height, width, generator=torch.Generator().manual_seed(1)) * 20 + 1
     points = backproject(depth, torch.linalg.inv(K).expand(args.batch_size, 4, 4))[:, :3].reshape(-1, 3, height, width)
     generator = torch.Generator().manual_seed(2)
@@ -122,11 +115,7 @@ def ground_fit_ms(args) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth-model", default="monodepthv2", choices=["litemono", "monodepthv2"])
-    parser.add_argument("-b", "--batch-size", type=int, default=2)
-    parser.add_argument("--height", type=int, default=192)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--threads", type=int, default=2)
+    add_size_options(parser, "monodepthv2")
     parser.add_argument("--repeats", type=int, default=10, help="timed repetitions of each measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -33,6 +33,31 @@ SHARED = Path(os.environ.get("DYNAMO_SHARED", Path(__file__).resolve().parents[2
 KITTI = SHARED / "data/tiny_kitti/2011_09_26/2011_09_26_drive_0001_sync/image_02/rgb/downsample"
 
 
+def intrinsics(height: int, width: int) -> torch.Tensor:
+    """KITTI-like (4, 4) intrinsics at this size."""
+    return torch.tensor([[0.58 * width, 0, 0.5 * width, 0], [0, 1.92 * height, 0.5 * height, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+
+def add_size_options(parser: argparse.ArgumentParser, depth_model: str) -> None:
+    """The options every training-step benchmark shares: model, batch, image size, threads."""
+    parser.add_argument("--depth-model", default=depth_model, choices=["litemono", "monodepthv2"])
+    parser.add_argument("-b", "--batch-size", type=int, default=2)
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def bench_config(args: argparse.Namespace, run_dir: str) -> RunConfig:
+    """A scratch-weights CPU run of the asked model and size, logging no images."""
+    return RunConfig(
+        model=ModelConfig(depth_model=args.depth_model, weights_init="scratch", height=args.height, width=args.width,
+                          scales=default_scales(args.depth_model)),
+        data=DataConfig(num_workers=0),
+        optim=OptimConfig(batch_size=args.batch_size),
+        train=TrainConfig(log_dir=run_dir, name="bench", log_frequency=10**9, device="cpu", threads=args.threads),
+    )
+
+
 def frames(height: int, width: int, batch: int) -> dict:
     """Real KITTI frames when available (random ones otherwise), resized; one batch in the loader's format."""
     images = []
@@ -50,7 +75,7 @@ def frames(height: int, width: int, batch: int) -> dict:
         item["color_aug", frame, 0] = stacked
         item["ts", frame] = torch.ones(batch)
     for scale in range(4):
-        K = torch.tensor([[0.58 * width, 0, 0.5 * width, 0], [0, 1.92 * height, 0.5 * height, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+        K = intrinsics(height, width)
         K[:2] /= 2**scale
         item["K", scale] = K.expand(batch, 4, 4).clone()
         item["inv_K", scale] = torch.linalg.inv(K).expand(batch, 4, 4).clone()
@@ -70,11 +95,7 @@ class ReferenceWork(torch.nn.Module):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth-model", default="litemono", choices=["litemono", "monodepthv2"])
-    parser.add_argument("-b", "--batch-size", type=int, default=2)
-    parser.add_argument("--height", type=int, default=192)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--threads", type=int, default=2)
+    add_size_options(parser, "litemono")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per phase (after one warm-up step)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="precision of our step (as `dynamo train --precision`); the reference pattern is always fp32")
@@ -92,13 +113,7 @@ def main() -> None:
         prefer = trainer_module.prefer_channels_last
         trainer_module.prefer_channels_last = lambda model, device: None
     with tempfile.TemporaryDirectory() as run_dir:
-        config = RunConfig(
-            model=ModelConfig(depth_model=args.depth_model, weights_init="scratch", height=args.height, width=args.width,
-                              scales=default_scales(args.depth_model)),
-            data=DataConfig(num_workers=0),
-            optim=OptimConfig(batch_size=args.batch_size),
-            train=TrainConfig(log_dir=run_dir, name="bench", log_frequency=10**9, device="cpu", threads=args.threads),
-        )
+        config = bench_config(args, run_dir)
         runs = {}
         modes = ["ours", "reference"] if args.work == "both" else [args.work]
         for mode in modes:

@@ -9,21 +9,27 @@ _C1 = 0.01**2
 _C2 = 0.03**2
 
 
-def _box_sum3(x: torch.Tensor) -> torch.Tensor:
-    """Sum over every 3x3 window: (..., H + 2, W + 2) -> (..., H, W), as two separable sums."""
-    rows = x[..., :-2] + x[..., 1:-1] + x[..., 2:]
-    return rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
+def window_sums3(x: torch.Tensor) -> torch.Tensor:
+    """Sum over every 3x3 window of the last two dimensions: (..., H + 2, W + 2) -> (..., H, W).
+
+    Two separable sums of shifted views. They run on a 3-D view: shifted views of a 5-D tensor are
+    about 3x slower, because the dimensions do not coalesce.
+    """
+    flat = x.reshape(-1, *x.shape[-2:])
+    rows = torch.add(flat[..., :-2], flat[..., 1:-1]).add_(flat[..., 2:])
+    sums = torch.add(rows[..., :-2, :], rows[..., 1:-1, :]).add_(rows[..., 2:, :])
+    return sums.reshape(*x.shape[:-2], *sums.shape[-2:])
 
 
 class _BoxMean3(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        return _box_sum3(x) / 9
+        return window_sums3(x) / 9
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         # Each input pixel feeds the 3x3 outputs around it: the same window sum over the zero-padded gradient.
-        return _box_sum3(F.pad(grad, (2, 2, 2, 2))) / 9
+        return window_sums3(F.pad(grad, (2, 2, 2, 2))) / 9
 
 
 def box_mean3(x: torch.Tensor) -> torch.Tensor:

@@ -17,18 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .image import _C1, _C2, box_mean3
+from .image import _C1, _C2, box_mean3, window_sums3
 
 _PAD = (1, 1, 1, 1)
-
-
-def _window_sums(x: torch.Tensor) -> torch.Tensor:
-    """Sum over every 3x3 window of the last two dimensions: (..., H + 2, W + 2) -> (..., H, W)."""
-    # Shifted views of a 3-D tensor run about 3x faster than of a 5-D one (dimensions coalesce).
-    flat = x.reshape(-1, *x.shape[-2:])
-    rows = torch.add(flat[..., :-2], flat[..., 1:-1]).add_(flat[..., 2:])
-    sums = torch.add(rows[..., :-2, :], rows[..., 1:-1, :]).add_(rows[..., 2:, :])
-    return sums.reshape(*x.shape[:-2], *sums.shape[-2:])
 
 
 class _TargetStatistics:
@@ -53,7 +44,7 @@ class _Photometric(torch.autograd.Function):
         padded = torch.ops.aten.reflection_pad2d.out(pred, list(_PAD), out=stacked[0])
         torch.mul(padded, padded, out=stacked[1])
         torch.mul(padded, stats.padded_2_9, out=stacked[2])
-        s1, s2, s12 = _window_sums(stacked)  # s12 holds 2/9 of the window sum of x*y
+        s1, s2, s12 = window_sums3(stacked)  # s12 holds 2/9 of the window sum of x*y
 
         a = torch.mul(s1, stats.mu_2_9).add_(_C1)
         b = torch.addcmul(s12, s1, stats.mu_2_9, value=-1).add_(_C2)
@@ -85,7 +76,7 @@ class _Photometric(torch.autograd.Function):
         g_s1.addcmul_(torch.sub(d, c).mul_(s1), g_cd, value=2 / 81)  # dC/ds1 = -dD/ds1 = 2 s1 / 81
         torch.mul(g_cd, c, out=g_s2).mul_(1 / 9)
         torch.mul(g_ab, a, out=g_s12)
-        g_windows = _window_sums(g_sums)
+        g_windows = window_sums3(g_sums)
         g_padded = torch.addcmul(g_windows[0], g_windows[1], padded, value=2).addcmul_(g_windows[2], stats.padded_2_9)
         g_pred = torch.ops.aten.reflection_pad2d_backward(g_padded, sign, list(_PAD))
         return g_pred.addcmul_(sign, grad * ctx.scale_l1), None, None
