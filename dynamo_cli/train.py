@@ -43,6 +43,7 @@ def build_config(
     load: str,
     log_frequency: int,
     save_frequency: int,
+    keep_checkpoints: str,
     num_workers: int,
     device: str,
     seed: int,
@@ -72,7 +73,8 @@ def build_config(
         optim=OptimConfig(learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, batch_size=batch_size,
                           epoch_schedule=list(epoch_schedule), epoch_size=epoch_size),
         train=TrainConfig(name=name, log_dir=log_dir, seed=seed, device=device, max_steps=max_steps,
-                          log_frequency=log_frequency, save_frequency=save_frequency, load=load, threads=threads, wandb=wandb,
+                          log_frequency=log_frequency, save_frequency=save_frequency, keep_checkpoints=keep_checkpoints, load=load,
+                          threads=threads, wandb=wandb,
                           precision=precision),
     )
     config.validate()
@@ -129,6 +131,11 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue LOG_DIR/NAME from its latest complete checkpoint."),
     log_frequency: int = typer.Option(100, "--log-frequency", help="Steps between TensorBoard image panels."),
     save_frequency: int = typer.Option(1, "--save-frequency", help="Epochs between checkpoints."),
+    keep_checkpoints: str = typer.Option(
+        "all", "--keep-checkpoints",
+        help="all: keep the weights of every saved epoch (as the original does); phase-end: keep only the newest epoch "
+             "of each phase. Only the newest checkpoint keeps the optimiser state that --resume needs.",
+    ),
     num_workers: int = typer.Option(2, "--num-workers", help="Data-loading processes."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling, augmentation and initialisation."),
@@ -174,7 +181,7 @@ def train(
         scales=scales, frame_ids=frame_ids, min_depth=min_depth, max_depth=max_depth, batch_size=batch_size,
         learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, epoch_schedule=epoch_schedule,
         epoch_size=epoch_size, loss=loss, load=load, log_frequency=log_frequency, save_frequency=save_frequency,
-        num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
+        keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
         precision=precision,
     )
     run_dir = Path(config.train.log_dir) / config.train.name

@@ -127,6 +127,9 @@ class TrainConfig:
     """Steps between TensorBoard image panels."""
     save_frequency: int = 1
     """Epochs between checkpoints; the last epoch of every phase is always saved."""
+    keep_checkpoints: str = "all"
+    """`all` keeps the weights of every saved epoch; `phase-end` keeps only the newest epoch of each phase.
+    Either way only the newest checkpoint keeps the optimiser state that `--resume` reads."""
     load: str = ""
     """Checkpoint folder to start from (weights only)."""
     threads: int = 0
@@ -168,6 +171,8 @@ class RunConfig:
         if self.train.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.train.device!r}.")
         check_precision(self.train.precision)
+        if self.train.keep_checkpoints not in ("all", "phase-end"):
+            raise ConfigError(f"--keep-checkpoints must be all or phase-end, got {self.train.keep_checkpoints!r}.")
 
 
 def to_dict(config: Any) -> dict:

@@ -124,7 +124,7 @@ def _run_config(settings: DemoSettings, plan: DemoPlan | None, phase: str | None
         optim=OptimConfig(learning_rate=settings.learning_rate, batch_size=size.batch_size,
                           epoch_schedule=[plan.epochs if plan else 1] * 4, epoch_size=epoch_size),
         train=TrainConfig(name="run", log_dir=str(settings.out), seed=settings.seed, device="cpu", log_frequency=50,
-                          threads=settings.threads),
+                          threads=settings.threads, keep_checkpoints="phase-end"),
     )
 
 

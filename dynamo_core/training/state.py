@@ -4,11 +4,16 @@ A checkpoint folder `<run>/models/<phase>_<epoch:02d>/` holds the seven module f
 released layout, `training_state.pt` (optimiser, scheduler, counters, RNG states) and, last,
 `COMPLETE`. The folder is assembled under a temporary name and renamed into place, so a crash
 never leaves a half-written checkpoint where `--resume` would look.
+
+Only the newest checkpoint keeps `training_state.pt` (about twice the weights' size, and read only
+by `--resume`); older ones keep their weights. With `keep="phase-end"`, an epoch's folder is also
+removed once a later epoch of the same phase is saved.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -19,6 +24,9 @@ import torch
 from ..errors import CheckpointError
 from .checkpoint import replace_folder, write_modules
 
+log = logging.getLogger(__name__)
+
+KEEP_CHOICES = ("all", "phase-end")
 PHASE_ORDER = ("disp_init", "motion_init", "mask_init", "fine_tune")
 MARKER = "COMPLETE"
 STATE_FILE = "training_state.pt"
@@ -50,8 +58,10 @@ def save_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler,
     rng: dict[str, torch.Tensor],
+    keep: str = "all",
 ) -> Path:
-    """Write weights, training state and the completion marker into `folder`, atomically."""
+    """Write weights, training state and the completion marker into `folder`, atomically, then
+    thin out the older checkpoints beside it (see the module docstring)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
@@ -67,10 +77,41 @@ def save_training_checkpoint(
         )
         (staging / MARKER).write_text(json.dumps(asdict(progress)) + "\n")
         replace_folder(staging, folder)
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CheckpointError(_write_failure(folder, err)) from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    prune_checkpoints(folder, keep)
     return folder
+
+
+def _write_failure(folder: Path, err: BaseException) -> str:
+    free = shutil.disk_usage(folder.parent).free / 2**30
+    previous = latest_checkpoint(folder.parent)
+    return (
+        f"could not write checkpoint {folder} ({type(err).__name__}: {str(err).strip() or 'no detail'}); "
+        f"{free:.1f} GiB free on that disk. Free some space or choose a --log-dir on a larger disk, then continue "
+        f"with --resume. The previous checkpoint, {previous or 'none yet'}, is intact."
+    )
+
+
+def prune_checkpoints(newest: Path, keep: str = "all") -> None:
+    """Drop the resume state of every checkpoint older than `newest`; with `keep="phase-end"`,
+    also remove the older epochs of `newest`'s phase."""
+    if keep not in KEEP_CHOICES:
+        raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
+    newest_order = _order(newest)
+    for folder in newest.parent.iterdir():
+        order = _order(folder) if folder.is_dir() else None
+        if order is None or order >= newest_order:
+            continue
+        if keep == "phase-end" and order[0] == newest_order[0]:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.debug("removed %s: a later epoch of its phase is saved", folder)
+        else:
+            (folder / STATE_FILE).unlink(missing_ok=True)
 
 
 def _order(folder: Path) -> tuple[int, int] | None:

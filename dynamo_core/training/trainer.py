@@ -305,7 +305,7 @@ class Trainer:
         folder = self.models_dir / checkpoint_name(progress.phase, progress.epoch)
         save_training_checkpoint(
             folder, self.model, self.config.model.height, self.config.model.width,
-            progress, optimizer, scheduler, self._rng_state(),
+            progress, optimizer, scheduler, self._rng_state(), keep=self.config.train.keep_checkpoints,
         )
         log.info("saved %s", folder)
         self.callbacks.checkpoint_saved(folder)

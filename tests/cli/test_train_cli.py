@@ -71,6 +71,13 @@ def test_unknown_precision(tmp_path, split):
     assert not (tmp_path / "logs").exists()
 
 
+def test_unknown_keep_checkpoints(tmp_path, split):
+    result = runner.invoke(app, train_args(tmp_path, split) + ["--keep-checkpoints", "newest"])
+    assert result.exit_code == 1
+    assert "--keep-checkpoints must be all or phase-end, got 'newest'" in result.stderr
+    assert not (tmp_path / "logs").exists()
+
+
 def test_precision_is_recorded_in_the_config(tmp_path, split):
     result = runner.invoke(app, train_args(tmp_path, split) + ["--precision", "fp32", "--max-steps", "1"])
     assert result.exit_code == 0, result.output

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dynamo_core import losses
-from dynamo_core.errors import DataError
+from dynamo_core.errors import CheckpointError, DataError
 from dynamo_core.model import MODULE_NAMES
 from dynamo_core.training import state as state_module
 from dynamo_core.training.run import build_training_dataset
@@ -62,6 +62,9 @@ def test_resume_gives_the_same_weights_as_one_run(tmp_path, kitti_split):
         torch.testing.assert_close(got[key], expected[key], atol=1e-6, rtol=0, msg=key)
     state = load_training_state(latest_checkpoint(tmp_path / "logs" / "stopped" / "models"))
     assert state["progress"].global_step == 4 and state["progress"].epoch == 1
+    # The first epoch keeps its weights; only the newest checkpoint keeps the resume state.
+    first_epoch = tmp_path / "logs" / "stopped" / "models" / "disp_init_00"
+    assert (first_epoch / "depth_enc.pth").is_file() and not (first_epoch / "training_state.pt").exists()
 
 
 def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, kitti_split, monkeypatch):
@@ -78,9 +81,12 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, kitti_sp
         return real_save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(state_module.torch, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError) as failure:
         trainer.fit()
     models = tmp_path / "logs" / "run" / "models"
+    message = str(failure.value)
+    for part in (str(models / "disp_init_01"), "disk full", "GiB free", "--resume", str(models / "disp_init_00")):
+        assert part in message, (part, message)
     assert sorted(p.name for p in models.iterdir()) == ["disp_init_00"]  # no half-written folder left
     assert latest_checkpoint(models).name == "disp_init_00"
     assert load_training_state(models / "disp_init_00")["progress"].epoch == 0
