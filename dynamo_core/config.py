@@ -111,6 +111,9 @@ class OptimConfig:
     """Batches sampled per epoch (with replacement when the split is smaller); 0 means one pass over the split."""
 
 
+KEEP_CHECKPOINTS = ("all", "phase-end")
+
+
 @dataclass
 class TrainConfig:
     """Run bookkeeping."""
@@ -171,7 +174,7 @@ class RunConfig:
         if self.train.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.train.device!r}.")
         check_precision(self.train.precision)
-        if self.train.keep_checkpoints not in ("all", "phase-end"):
+        if self.train.keep_checkpoints not in KEEP_CHECKPOINTS:
             raise ConfigError(f"--keep-checkpoints must be all or phase-end, got {self.train.keep_checkpoints!r}.")
 
 

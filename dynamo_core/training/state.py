@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
+from ..config import KEEP_CHECKPOINTS
 from ..errors import CheckpointError
 from .checkpoint import replace_folder, write_modules
 
 log = logging.getLogger(__name__)
 
-KEEP_CHOICES = ("all", "phase-end")
 PHASE_ORDER = ("disp_init", "motion_init", "mask_init", "fine_tune")
 MARKER = "COMPLETE"
 STATE_FILE = "training_state.pt"
@@ -100,8 +100,8 @@ def _write_failure(folder: Path, err: BaseException) -> str:
 def prune_checkpoints(newest: Path, keep: str = "all") -> None:
     """Drop the resume state of every checkpoint older than `newest`; with `keep="phase-end"`,
     also remove the older epochs of `newest`'s phase."""
-    if keep not in KEEP_CHOICES:
-        raise ValueError(f"keep must be one of {KEEP_CHOICES}, got {keep!r}")
+    if keep not in KEEP_CHECKPOINTS:
+        raise ValueError(f"keep must be one of {KEEP_CHECKPOINTS}, got {keep!r}")
     newest_order = _order(newest)
     for folder in newest.parent.iterdir():
         order = _order(folder) if folder.is_dir() else None
