@@ -46,14 +46,19 @@ def demo(
     smoke: bool = typer.Option(False, "--smoke", help="A tiny data set and a few steps: checks the pipeline in about a minute."),
     seed: int = typer.Option(0, "--seed", help="Seed of the scenes and of training."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when visible, else CPU), cpu or cuda; the plan sizes the schedule on it."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 (default), bf16, or auto (bf16 only on CPUs with native bfloat16)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON document instead of the table."),
 ) -> None:
     """Show the method work on synthetic scenes with exact ground truth.
 
-    Renders the default synthetic set if missing, trains all four phases on the CPU within the budget,
-    evaluates the static-world baseline (end of disp_init) against the final model (depth overall and on
-    background, static and moving objects; motion-mask F1 and AP; odometry ATE), renders one test sequence,
-    and writes OUT/report.md, OUT/report.html and OUT/metrics.json. Rerunning continues where it stopped.
+    Renders the default synthetic set if missing, then trains within the budget: the four Dynamo phases,
+    and a static-world baseline (the disp_init objective, as Monodepth2) that shares the first phase and
+    trains on for exactly as many steps as the whole Dynamo schedule. Evaluates both (depth overall and on
+    background, static and moving objects; motion-mask F1 and AP; odometry ATE), draws learning curves
+    measured on held-out frames, sets both side by side on a car driving at the camera's speed, renders
+    one test sequence, and writes OUT/report.md, OUT/report.html and OUT/metrics.json. Rerunning
+    continues where it stopped.
     """
     from dynamo_core.config import DEPTH_MODELS
     from dynamo_core.demo import DemoSettings, run_demo, summary_rows
@@ -61,8 +66,12 @@ def demo(
 
     if depth_model not in DEPTH_MODELS:
         raise ConfigError(f"--depth-model must be one of {', '.join(DEPTH_MODELS)}, got {depth_model!r}.")
+    from dynamo_core.runtime import check_precision, resolve_device
+
+    resolve_device(device)
+    check_precision(precision)
     settings = DemoSettings(out=out, budget_minutes=budget_minutes, depth_model=depth_model, smoke=smoke, seed=seed,
-                            threads=threads)
+                            threads=threads, device=device, precision=precision)
     display = _Display(budget_minutes)
     with display.progress:
         result = run_demo(settings, display)

@@ -314,17 +314,22 @@ def _sparsity(logits: torch.Tensor, grid_ego: torch.Tensor, grid_complete: torch
 
     logits: (B, 1, h, w); grids: (B, H, W, 2) full resolution.
     """
-    h, w = logits.shape[-2:]
-    ego = _resize(grid_ego.detach().permute(0, 3, 1, 2), (h, w))
-    complete = _resize(grid_complete.detach().permute(0, 3, 1, 2), (h, w))
-    gap = ((ego - complete) ** 2).sum(1, keepdim=True)  # (B, 1, h, w)
-    static = gap < gap.mean()
+    static = static_pixels(grid_ego, grid_complete, logits.shape[-2:])
     counts = static.sum(dim=(1, 2, 3))
     if not bool((counts > 0).all()):
         return logits.new_zeros(())
     # The mean over the static pixels, as a masked sum (no gather of a data-dependent size).
     losses = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
     return (losses * static).sum() / counts.sum()
+
+
+def static_pixels(grid_ego: torch.Tensor, grid_complete: torch.Tensor, size) -> torch.Tensor:
+    """(B, 1, h, w) bool: pixels whose complete-flow sample lies closer to the ego-motion sample than the
+    batch's mean gap; the sparsity term pushes the mask towards 0 there. Grids: (B, H, W, 2); size: (h, w)."""
+    ego = _resize(grid_ego.detach().permute(0, 3, 1, 2), size)
+    complete = _resize(grid_complete.detach().permute(0, 3, 1, 2), size)
+    gap = ((ego - complete) ** 2).sum(1, keepdim=True)
+    return gap < gap.mean()
 
 
 def _below_ground(

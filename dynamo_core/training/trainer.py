@@ -27,6 +27,7 @@ from ..runtime import autocast, keep_freed_memory, prefer_channels_last, resolve
 from .checkpoint import load_weights
 from .distributed import barrier
 from .logger import RunLogger
+from .monitor import HeldOutMonitor
 from .state import (
     PHASE_ORDER,
     Progress,
@@ -102,7 +103,10 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 class Trainer:
-    """Builds the model from a RunConfig and runs the schedule."""
+    """Builds the model from a RunConfig and runs the schedule.
+
+    `monitor`, when given, measures the model on held-out labelled frames every few steps (logs only).
+    """
 
     def __init__(
         self,
@@ -114,6 +118,7 @@ class Trainer:
         callbacks: Callbacks | None = None,
         wrap_model: Callable[[DynamoModel, losses.Phase], torch.nn.Module] | None = None,
         resume: bool = False,
+        monitor: HeldOutMonitor | None = None,
     ):
         config.validate()
         self.config = config
@@ -134,6 +139,7 @@ class Trainer:
             keep_freed_memory()
             prefer_channels_last(self.model, self.device)
         self.wrap_model = wrap_model or (lambda model, phase: model)
+        self.monitor = monitor
         self.loss_generator = torch.Generator().manual_seed(config.train.seed * 7919 + rank)
         self.resume_from = latest_checkpoint(self.models_dir) if resume else None
         if resume and self.resume_from is None:
@@ -241,6 +247,8 @@ class Trainer:
                     examples = self.config.optim.batch_size * self.world_size / max(elapsed, 1e-9)
                     self.logger.scalars(global_step, {**record, "lr": optimizer.param_groups[0]["lr"],
                                                       "examples_per_second": examples, "nonfinite_total": nonfinite_total})
+                    if self.monitor is not None and self.is_main and self.monitor.due(phase_name, phase_step):
+                        self.logger.scalars(global_step, self.monitor.measure(self.model, phase_name, global_step, self.device))
                     self.callbacks.step_finished(
                         StepInfo(phase_name, epoch, epochs, batch_index, batches, global_step, record.get("loss", float("nan")),
                                  examples, skipped, record)

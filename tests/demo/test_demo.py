@@ -50,16 +50,26 @@ def test_bad_budget_and_model(tmp_path):
     assert result.exit_code == 1 and "--depth-model must be one of" in result.stderr
 
 
-def test_schedule_fills_the_budget_with_the_loop_overhead():
-    from dynamo_core.demo import EPOCHS_PER_PHASE, LOOP_OVERHEAD, PHASE_SHARES, schedule
+def _planned_seconds(epoch_size: dict, epochs: int, seconds: dict) -> float:
+    """Dynamo's steps plus the baseline's extra disp_init steps, one per step of Dynamo's last three phases."""
+    from dynamo_core.demo import LOOP_OVERHEAD
+
+    steps = {n: epoch_size[n] * epochs for n in epoch_size}
+    extra = sum(v for n, v in steps.items() if n != "disp_init")
+    return (sum(steps[n] * seconds[n] for n in steps) + extra * seconds["disp_init"]) * LOOP_OVERHEAD
+
+
+def test_schedule_fills_the_budget_with_both_branches():
+    from dynamo_core.demo import EPOCHS_PER_PHASE, PHASE_SHARES, schedule
 
     seconds = {"disp_init": 0.26, "motion_init": 0.22, "mask_init": 0.39, "fine_tune": 0.50}
     epoch_size = schedule(700.0, seconds, min_steps=20)
-    planned = sum(epoch_size[n] * EPOCHS_PER_PHASE * seconds[n] * LOOP_OVERHEAD for n in seconds)
-    assert 0.97 * 700 <= planned <= 700 + sum(EPOCHS_PER_PHASE * seconds[n] * LOOP_OVERHEAD for n in seconds)
-    for name in seconds:
-        share = epoch_size[name] * EPOCHS_PER_PHASE * seconds[name] * LOOP_OVERHEAD / planned
-        assert share == pytest.approx(PHASE_SHARES[name], abs=0.01)
+    planned = _planned_seconds(epoch_size, EPOCHS_PER_PHASE, seconds)
+    one_epoch_each = _planned_seconds({n: 1 for n in seconds}, EPOCHS_PER_PHASE, seconds)
+    assert 0.97 * 700 <= planned <= 700 + one_epoch_each
+    total = sum(epoch_size.values())
+    for name in seconds:  # PHASE_SHARES are shares of Dynamo's steps
+        assert epoch_size[name] / total == pytest.approx(PHASE_SHARES[name], abs=0.01)
     # An exhausted budget still trains every phase a little.
     assert schedule(-5.0, seconds, min_steps=20) == {n: 20 // EPOCHS_PER_PHASE for n in seconds}
 
@@ -78,8 +88,8 @@ def test_timed_plan_sizes_every_phase_from_measured_steps(tmp_path, monkeypatch)
     assert set(plan.step_seconds) == set(demo.PHASE_SHARES) and all(t > 0 for t in plan.step_seconds.values())
     assert plan.epochs == demo.EPOCHS_PER_PHASE and not plan.smoke
     spent = time.perf_counter() - started
-    planned = sum(plan.epoch_size[n] * plan.epochs * plan.step_seconds[n] * demo.LOOP_OVERHEAD for n in plan.epoch_size)
-    rounding = sum(plan.epochs * plan.step_seconds[n] * demo.LOOP_OVERHEAD for n in plan.epoch_size)
+    planned = _planned_seconds(plan.epoch_size, plan.epochs, plan.step_seconds)
+    rounding = _planned_seconds({n: 1 for n in plan.epoch_size}, plan.epochs, plan.step_seconds)
     # The training time fills what the budget leaves after timing and the evaluation reserve, and no more.
     assert 0.95 * (60.0 - 5.0 - spent) <= planned <= 60.0 - 5.0 + rounding
     assert json.loads((settings.out / "demo_plan.json").read_text())["epoch_size"] == plan.epoch_size

@@ -1,0 +1,150 @@
+"""Learning curves on a fixed held-out batch with ground truth: what the motion mask and depth learn.
+
+Training never sees this batch or its labels; the monitor only measures. Every `every` steps it runs
+the model in eval mode on the batch and returns scalars for TensorBoard, and appends them to a JSON
+Lines file so that a report can draw the curves:
+
+| scalar                          | when the mask head runs | what                                        |
+| ------------------------------- | ----------------------- | ------------------------------------------- |
+| monitor/abs_rel                 | always                  | depth error over all ground-truth points    |
+| monitor/abs_rel_moving          | always                  | depth error on independently moving objects |
+| monitor/mask_f1, monitor/mask_ap | yes                    | best F1 and average precision of the mask   |
+| monitor/mask_moving, _static    | yes                     | mean mask on moving and on all other pixels |
+| monitor/moving_labelled_static  | yes                     | share of moving pixels that the sparsity term pushes towards "static" |
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..evaluation.depth_metrics import mean_depth_errors, region_means, score_depth_batch
+from ..evaluation.motseg_metrics import MOVING_LABEL, UNLABELED_LABEL, MotionSegAccumulator
+from ..geometry import disp_to_depth, grid_camera, pixel_grid, project_to_grid
+
+
+class HeldOutMonitor:
+    """Measures a model on one fixed batch every `every` steps.
+
+    Args:
+        batch: a collated batch of the evaluation dataset with ("color_aug", f, 0) for f in (0, -1, 1),
+            ("K", 0), ("inv_K", 0), "depth_gt", "depth_valid", "gt_dim" and "mot_mask" (B, H_gt, W_gt).
+        every: steps between measurements (the first step of every phase is measured too).
+        record: JSON Lines file the measurements are appended to; None keeps them in memory only.
+    """
+
+    def __init__(self, batch: dict, every: int, record: Path | None = None, *, min_depth: float = 0.1,
+                 max_depth: float = 100.0, eval_max_depth: float = 80.0):
+        self.batch = batch
+        self.every = max(1, int(every))
+        self.record = Path(record) if record is not None else None
+        self.min_depth, self.max_depth, self.eval_max_depth = min_depth, max_depth, eval_max_depth
+        self.history: list[dict] = []
+        self._phase: str | None = None
+
+    def due(self, phase: str, phase_step: int) -> bool:
+        started = phase != self._phase
+        self._phase = phase
+        return started or (phase_step + 1) % self.every == 0
+
+    @torch.no_grad()
+    def measure(self, model, phase: str, global_step: int, device: torch.device) -> dict[str, float]:
+        """Scalars for this step (see the module docstring); the model is left in the mode it was in."""
+        was_training = model.training
+        model.eval()
+        try:
+            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.batch.items()}
+            inputs = {k: v for k, v in batch.items() if isinstance(k, tuple) and k[0] == "color_aug"}
+            outputs = model(inputs)
+            values = self._depth(batch, outputs)
+            if ("motion_mask", -1, 0) in outputs:
+                values.update(self._mask(batch, outputs))
+        finally:
+            model.train(was_training)
+        entry = {"phase": phase, "step": int(global_step), **values}
+        self.history.append(entry)
+        if self.record is not None:
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            with self.record.open("a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+        return {f"monitor/{k}": v for k, v in values.items()}
+
+    def _depth(self, batch: dict, outputs: dict) -> dict[str, float]:
+        scaled, _ = disp_to_depth(outputs["disp", 0, 0].float(), self.min_depth, self.max_depth)
+        scores = score_depth_batch(scaled.cpu(), batch["depth_gt"].cpu(), batch["depth_valid"].cpu(),
+                                   batch["gt_dim"].cpu(), mask=batch["mot_mask"].cpu(), max_depth=self.eval_max_depth)
+        regions = region_means(scores.by_label)
+        moving = regions.get("moving")
+        return {
+            "abs_rel": mean_depth_errors(scores.per_image).abs_rel,
+            "abs_rel_moving": moving.abs_rel if moving is not None else math.nan,
+        }
+
+    def _mask(self, batch: dict, outputs: dict) -> dict[str, float]:
+        labels = batch["mot_mask"].cpu()
+        mask = outputs["motion_mask", -1, 0].float()
+        prob = F.interpolate(mask, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False).cpu()
+        sweep = MotionSegAccumulator()
+        sweep.update(prob, labels)
+        result = sweep.compute()
+        moving = labels == MOVING_LABEL
+        others = (labels != MOVING_LABEL) & (labels != UNLABELED_LABEL)
+        static = self._sparsity_static(batch, outputs)
+        static = F.interpolate(static.float(), size=tuple(labels.shape[-2:]), mode="nearest")[:, 0].cpu() > 0.5
+        prob = prob[:, 0]
+        share = float(static[moving].float().mean()) if bool(moving.any()) else math.nan
+        return {
+            "mask_f1": float(result.best_f1),
+            "mask_ap": float(result.average_precision),
+            "mask_moving": float(prob[moving].mean()) if bool(moving.any()) else math.nan,
+            "mask_static": float(prob[others].mean()) if bool(others.any()) else math.nan,
+            "moving_labelled_static": share,
+        }
+
+    def _sparsity_static(self, batch: dict, outputs: dict) -> torch.Tensor:
+        """(B, 1, H, W) pixels that the sparsity term labels static at scale 0, for the source frame -1."""
+        disp = outputs["disp", 0, 0].float()
+        batch_size, _, height, width = disp.shape
+        _, depth = disp_to_depth(disp, self.min_depth, self.max_depth)
+        rays = batch["inv_K", 0][:, :3, :3] @ pixel_grid(height, width, dtype=disp.dtype, device=disp.device)
+        points = depth.reshape(batch_size, 1, -1) * rays
+        T = outputs["cam_T_cam", 0, -1]
+        camera = grid_camera(batch["K", 0], height, width)
+        flow = outputs["complete_flow", -1, 0].float() * batch["ts", -1].reshape(batch_size, 1, 1, 1).to(disp.dtype)
+        grid_ego = project_to_grid(points, camera @ T, height, width)
+        grid_complete = project_to_grid(points + flow.reshape(batch_size, 3, -1), camera, height, width)
+        return losses.static_pixels(grid_ego, grid_complete, (height, width))
+
+
+
+def held_out_batch(config, items: int = 8) -> dict | None:
+    """`items` frames spread evenly over the test split of `config`'s dataset, with depth and motion labels,
+    collated into one batch; None when the split has no motion labels (only labelled data can be monitored)."""
+    from torch.utils.data import default_collate
+
+    from ..data.factory import build_dataset
+    from ..data.splits import SPLIT_FILES, read_split
+    from .run import split_folder
+
+    folder = split_folder(config)
+    if not (folder / SPLIT_FILES["test_mask"]).is_file():
+        return None
+    lines = read_split(folder, "test_mask")
+    # Inner frames only: the mask needs both neighbours.
+    inner = [line for i, line in enumerate(lines) if 0 < i < len(lines) - 1
+             and lines[i - 1].split()[0] == line.split()[0] == lines[i + 1].split()[0]]
+    if not inner:
+        return None
+    step = max(1, len(inner) // items)
+    chosen = inner[step // 2 :: step][:items]
+    dataset = build_dataset(config.data.dataset, config.data.data_path, chosen, height=config.model.height,
+                            width=config.model.width, frame_ids=(0, -1, 1), num_scales=1, load_depth=True,
+                            load_mask=True, img_type=config.data.img_type or None)
+    if not dataset.has_masks:
+        return None
+    return default_collate([dataset[i] for i in range(len(dataset))])
