@@ -34,6 +34,9 @@ def default_scales(depth_model: str) -> list[int]:
     return [0, 1, 2] if depth_model == "litemono" else [0, 1, 2, 3]
 
 
+FLOW_STARTS = ("random", "ego")
+
+
 @dataclass
 class ModelConfig:
     """What networks to build and at what resolution."""
@@ -60,6 +63,10 @@ class ModelConfig:
     """Stochastic-depth rate of the Lite-Mono encoder during training."""
     pretrained_dir: str = "ckpt"
     """Folder holding `lite-mono-8m-pretrain.pth` for `weights_init=pretrained`."""
+    flow_start: str = "random"
+    """How the complete-flow head starts: `random` (the published initialisation) or `ego`, where it first
+    predicts the camera's own translation at every pixel (the 3D flow of a static scene under a forward
+    motion), so that motion_init only has to learn rotation and the movers."""
 
     def validate(self) -> None:
         if self.depth_model not in DEPTH_MODELS:
@@ -72,6 +79,8 @@ class ModelConfig:
                 raise ConfigError(f"--{name} must be a positive multiple of 32, got {value}.")
         if not self.frame_ids or self.frame_ids[0] != 0:
             raise ConfigError(f"frame ids must start with the target frame 0, got {self.frame_ids}.")
+        if self.flow_start not in FLOW_STARTS:
+            raise ConfigError(f"--flow-start must be one of {', '.join(FLOW_STARTS)}, got {self.flow_start!r}.")
         limit = 3 if self.depth_model == "litemono" else 4
         if not self.scales or any(s < 0 or s >= limit for s in self.scales):
             raise ConfigError(f"--scales for {self.depth_model} must lie in 0..{limit - 1}, got {self.scales}.")

@@ -87,6 +87,7 @@ class DemoSettings:
     threads: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    flow_start: str = "random"
 
     @property
     def size(self) -> DemoSize:
@@ -139,7 +140,7 @@ def _run_config(settings: DemoSettings, plan: DemoPlan | None, phase: str | None
     epoch_size = plan.epoch_size[phase] if plan and phase else 1
     return RunConfig(
         model=ModelConfig(depth_model=settings.depth_model, weights_init="scratch", height=size.height, width=size.width,
-                          scales=default_scales(settings.depth_model)),
+                          scales=default_scales(settings.depth_model), flow_start=settings.flow_start),
         data=DataConfig(dataset="synthetic", data_path=str(_data_dir(settings)), split=str(_data_dir(settings) / "splits"),
                         img_type=size.img_type, num_workers=0),
         # No learning-rate decay inside the demo's short schedule, so that both branches see the same rate.

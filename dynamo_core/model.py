@@ -84,6 +84,8 @@ class DynamoModel(nn.Module):
         self.motion_enc = ResnetEncoder(config.num_layers, pretrained, num_input_images=3)
         self.motion_dec = MotionDecoder(self.motion_enc.num_ch_enc, config.scales, num_input_images=3, out_dim=3)
         self.motion_mask = MotionDecoder(self.motion_enc.num_ch_enc, config.scales, num_input_images=3, out_dim=1)
+        if config.flow_start == "ego":
+            self.motion_dec.start_from_ego_translation()
 
         self.use_complete_flow = True
         self.use_motion_mask = True

@@ -144,6 +144,24 @@ class MotionDecoder(nn.Module):
             )
             setattr(self, f"refine_motion_redu{level}", nn.Conv2d(2 * channels, out_dim, 1))
 
+    @torch.no_grad()
+    def start_from_ego_translation(self) -> None:
+        """Make the head output the ego translation at every pixel (out_dim=3 only).
+
+        The coarse field maps the input translation through unchanged (0.01 * 100 * t = t) and every
+        refinement starts at zero, so that the refinements learn only what a rigid translation misses.
+        """
+        if self.out_dim != 3:
+            raise ValueError("only the 3D flow head can start from the ego translation")
+        start = self._residual_translation
+        start.weight.zero_()
+        start.weight[:, :3, 0, 0] = torch.eye(3)
+        start.bias.zero_()
+        for level in range(len(self.level_channels)):
+            reduce = getattr(self, f"refine_motion_redu{level}")
+            reduce.weight.zero_()
+            reduce.bias.zero_()
+
     def forward(self, features: list[torch.Tensor], ego_motion: torch.Tensor) -> dict[int, torch.Tensor]:
         levels = len(self.level_channels)
         wanted = {levels - 1 - s: s for s in self.scales}

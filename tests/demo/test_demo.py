@@ -35,6 +35,28 @@ def test_smoke_demo_writes_report_figures_and_metrics_then_resumes(tmp_path):
     assert "<table>" in (out / "report.html").read_text()
     assert "abs_rel, moving" in result.stdout
 
+    # The baseline trained exactly as many steps as the whole Dynamo schedule, as the checkpoints record them.
+    plan = metrics["plan"]
+    planned = sum(plan["epoch_size"][name] * plan["epochs"] for name in plan["epoch_size"])
+    steps = metrics["metrics"]["steps"]
+    assert steps["baseline"] == steps["dynamo"] == planned
+    baseline_marker = json.loads((out / "baseline" / "models" / "disp_init_03" / "COMPLETE").read_text())
+    assert baseline_marker["global_step"] == steps["baseline"] and baseline_marker["phase"] == "disp_init"
+
+    # Learning curves of both models, and the mask diagnostics while the mask head trains.
+    curves = metrics["curves"]
+    mask_keys = {"mask_f1", "mask_ap", "mask_moving", "mask_static", "moving_labelled_static"}
+    for phase in ("mask_init", "fine_tune"):
+        entries = [e for e in curves["dynamo"] if e["phase"] == phase]
+        assert entries and all(mask_keys <= set(e) for e in entries), phase
+    assert {e["phase"] for e in curves["baseline"]} == {"disp_init"}
+    assert max(e["step"] for e in curves["baseline"]) > plan["epoch_size"]["disp_init"] * plan["epochs"]
+    assert all(0.0 <= e["moving_labelled_static"] <= 1.0 for e in curves["dynamo"] if "moving_labelled_static" in e)
+    scalars = _tensorboard_tags(out / "run" / "tensorboard")
+    assert {f"monitor/{key}" for key in mask_keys | {"abs_rel", "abs_rel_moving"}} <= scalars
+    assert "![baseline and Dynamo](figures/baseline_vs_dynamo.png)" in report
+    assert "![learning curves](figures/learning_curves.png)" in report
+
     final = out / "run" / "models" / "fine_tune_01" / "depth_enc.pth"
     stamp = final.stat().st_mtime_ns
     again = runner.invoke(app, ["demo", "--out", str(out), "--smoke", "--json"])
@@ -43,11 +65,26 @@ def test_smoke_demo_writes_report_figures_and_metrics_then_resumes(tmp_path):
     assert json.loads(again.stdout)["summary"] == metrics["summary"]
 
 
+def _tensorboard_tags(folder) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in folder.glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
 def test_bad_budget_and_model(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--budget-minutes", "0"])
     assert result.exit_code == 1 and "--budget-minutes must be positive" in result.stderr
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--depth-model", "vit"])
     assert result.exit_code == 1 and "--depth-model must be one of" in result.stderr
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--device", "tpu"])
+    assert result.exit_code == 1 and "--device must be cpu, cuda or auto" in result.stderr
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--precision", "fp8"])
+    assert result.exit_code == 1 and "--precision must be" in result.stderr
 
 
 def _planned_seconds(epoch_size: dict, epochs: int, seconds: dict) -> float:
