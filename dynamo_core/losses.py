@@ -70,6 +70,8 @@ class LossConfig:
     ground_tolerance: float = 0.005
     ground_hypotheses: int = 100
     ground_points_per_hypothesis: int = 5
+    ground_refit: bool = False
+    """Refit the winning road-plane hypothesis to its inliers; the original returns the hypothesis as is."""
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,7 @@ def _below_ground(
             points_per_hypothesis=config.ground_points_per_hypothesis,
             hypotheses=config.ground_hypotheses,
             generator=generator,
+            refit=config.ground_refit,
         )
     lifted = plane.detach().clone()
     lifted[:, 2] += config.ground_tolerance

@@ -1,5 +1,8 @@
-"""Training augmentation: one horizontal flip decision and one colour jitter per item.
+"""Training augmentation: one horizontal flip decision per item and, as in the original, a new
+colour jitter for each frame of the item.
 
+The original calls torchvision's `ColorJitter` once per frame, and that draws new parameters
+(order and factors) on every call; only the decision to jitter at all is made once per item.
 Every random draw comes from a generator seeded by (seed, epoch, index), never from global
 state, so an item is reproducible and each rank of a distributed run can use its own seed.
 """
@@ -67,7 +70,8 @@ def shift_hue(image: torch.Tensor, hue: float) -> torch.Tensor:
 @dataclass(frozen=True)
 class Augmentation:
     flip: bool = False
-    jitter: ColorJitter | None = None
+    jitters: tuple[ColorJitter, ...] | None = None
+    """One jitter per frame, in the dataset's frame order; None when the item is not jittered."""
 
 
 NO_AUGMENTATION = Augmentation()
@@ -83,16 +87,20 @@ def _uniform(bounds: tuple[float, float], generator: torch.Generator) -> float:
     return float(torch.empty(1).uniform_(bounds[0], bounds[1], generator=generator))
 
 
-def sample_augmentation(generator: torch.Generator) -> Augmentation:
-    """Draw the flip and jitter decisions (and the jitter parameters) for one item."""
+def _sample_jitter(generator: torch.Generator) -> ColorJitter:
+    return ColorJitter(
+        order=tuple(torch.randperm(4, generator=generator).tolist()),
+        brightness=_uniform(BRIGHTNESS, generator),
+        contrast=_uniform(CONTRAST, generator),
+        saturation=_uniform(SATURATION, generator),
+        hue=_uniform(HUE, generator),
+    )
+
+
+def sample_augmentation(generator: torch.Generator, frames: int = 3) -> Augmentation:
+    """Draw the flip and jitter decisions for one item, and a jitter for each of its `frames` frames."""
     flip_draw, jitter_draw = torch.rand(2, generator=generator).tolist()
-    jitter = None
+    jitters = None
     if jitter_draw < JITTER_PROBABILITY:
-        jitter = ColorJitter(
-            order=tuple(torch.randperm(4, generator=generator).tolist()),
-            brightness=_uniform(BRIGHTNESS, generator),
-            contrast=_uniform(CONTRAST, generator),
-            saturation=_uniform(SATURATION, generator),
-            hue=_uniform(HUE, generator),
-        )
-    return Augmentation(flip=flip_draw < FLIP_PROBABILITY, jitter=jitter)
+        jitters = tuple(_sample_jitter(generator) for _ in range(frames))
+    return Augmentation(flip=flip_draw < FLIP_PROBABILITY, jitters=jitters)

@@ -96,8 +96,8 @@ class FrameDataset(Dataset):
     """Frames named by split lines, with intrinsics, optional lidar depth and motion masks.
 
     Subclasses describe one processed layout: where files live and how they are decoded.
-    Training items are augmented (flip, colour jitter) from a generator seeded by
-    (`seed`, epoch, index); call `set_epoch` before each epoch so that it draws anew.
+    Training items are augmented (one flip per item, a colour jitter per frame) from a generator
+    seeded by (`seed`, epoch, index); call `set_epoch` before each epoch so that it draws anew.
     """
 
     name = "base"
@@ -206,7 +206,7 @@ class FrameDataset(Dataset):
     def augmentation(self, index: int) -> Augmentation:
         if not self.is_train:
             return NO_AUGMENTATION
-        return sample_augmentation(item_generator(self.seed, self.epoch, index))
+        return sample_augmentation(item_generator(self.seed, self.epoch, index), len(self.frame_ids))
 
     def item_files(self, index: int) -> list[Path]:
         """Every file `__getitem__(index)` reads."""
@@ -233,9 +233,9 @@ class FrameDataset(Dataset):
             item[("inv_K", scale)] = inv_K
 
         colors = [item[("color", f, 0)] for f in self.frame_ids]
-        if augment.jitter is not None:
-            # One jitter for all frames, so that pose and motion see consistent colours.
-            colors = augment.jitter(torch.stack(colors)).unbind(0)
+        if augment.jitters is not None:
+            # A new jitter for each frame, as the published models were trained.
+            colors = [jitter(color) for jitter, color in zip(augment.jitters, colors)]
         for f, color in zip(self.frame_ids, colors):
             item[("color_aug", f, 0)] = color
 

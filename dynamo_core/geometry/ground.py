@@ -22,11 +22,20 @@ def _design(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _solve(design: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Ridge-regularised (weighted) least squares: (..., N, 3), (..., N, 1) -> (..., 3, 1)."""
+    """Ridge-regularised (weighted) least squares: (..., N, 3), (..., N, 1) -> (..., 3, 1).
+
+    The ridge is added to every entry of AᵀA, as the original does. That rank-one ridge
+    cannot rescue a degenerate system (say points that all share one x and z), where the
+    original fails; there, and only there, the solution with the ridge on the diagonal is used.
+    """
     weighted = design if weight is None else design * weight.unsqueeze(-1)
     normal = weighted.transpose(-1, -2) @ design
-    normal = normal + _RIDGE * torch.eye(3, dtype=design.dtype, device=design.device)
-    return torch.linalg.solve(normal, weighted.transpose(-1, -2) @ target)
+    moment = weighted.transpose(-1, -2) @ target
+    solution, _ = torch.linalg.solve_ex(normal + _RIDGE, moment)
+    # Both solves always run (3x3 systems are cheap): choosing on the host would sync a GPU.
+    eye = torch.eye(3, dtype=design.dtype, device=design.device)
+    diagonal, _ = torch.linalg.solve_ex(normal + _RIDGE * eye, moment)
+    return torch.where(torch.isfinite(solution).all(-2, keepdim=True), solution, diagonal)
 
 
 def plane_distance(points: torch.Tensor, plane: torch.Tensor) -> torch.Tensor:
@@ -50,17 +59,20 @@ def fit_ground_plane(
     points_per_hypothesis: int = 5,
     hypotheses: int = 25,
     generator: torch.Generator | None = None,
+    refit: bool = False,
 ) -> torch.Tensor:
     """RANSAC fit of the road plane to the lower rows of a point map, for the whole batch at once.
 
     Each hypothesis is a least-squares plane through `points_per_hypothesis` random
-    points; the one with most inliers (|distance| < tolerance) wins and is refitted
-    to its inliers.
+    points (sampled with replacement); the one with most inliers (|distance| < tolerance)
+    wins, the first on a tie. As in the original, the winning hypothesis is returned as is.
 
     Args:
         points: (B, 3, H, W) camera-frame points.
         prior: fraction of rows, counted from the bottom, that may hold the road.
         generator: CPU generator for the sampling, for reproducible fits.
+        refit: refit the winner to all its inliers (when it has at least 3), which the
+            original does not do.
     Returns:
         (B, 3, 1) plane parameters, detached.
     """
@@ -76,7 +88,6 @@ def fit_ground_plane(
     sampled = sampled.reshape(batch, hypotheses, points_per_hypothesis, 3)
     planes = _solve(*_design(sampled))  # (B, K, 3, 1)
 
-    design, target = _design(candidates)  # (B, N, 3), (B, N, 1)
     # Offsets of every point from every hypothesis in one product: [w1, w2, w3, 1] . [x, z, 1, -y].
     coefficients = torch.cat([planes[..., 0], torch.ones_like(planes[..., :1, 0])], dim=-1)  # (B, K, 4)
     x, y, z = candidates.unbind(-1)
@@ -88,13 +99,15 @@ def fit_ground_plane(
         offsets = torch.bmm(coefficients, homogeneous[:, :, start : start + _CHUNK])  # (B, K, chunk)
         counts += offsets.abs_().lt_(tolerance).sum(-1)
     best = counts.argmax(-1)  # (B,)
-    best_coefficients = coefficients[torch.arange(batch, device=points.device), best]  # (B, 4)
-    best_inliers = torch.bmm(best_coefficients[:, None], homogeneous)[:, 0].abs_().lt_(tolerance)  # (B, N)
-
-    refit = _solve(design, target, best_inliers)
+    rows_index = torch.arange(batch, device=points.device)
+    chosen = planes[rows_index, best]  # (B, 3, 1)
+    if not refit:
+        return chosen
+    offsets = torch.bmm(coefficients[rows_index, best][:, None], homogeneous)[:, 0]  # (B, N)
+    best_inliers = offsets.abs_().lt_(tolerance)
+    refitted = _solve(*_design(candidates), best_inliers)
     enough = best_inliers.sum(-1) >= 3
-    chosen = planes[torch.arange(batch, device=points.device), best]
-    return torch.where(enough[:, None, None], refit, chosen)
+    return torch.where(enough[:, None, None], refitted, chosen)
 
 
 def ground_plane_depth(

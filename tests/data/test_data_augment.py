@@ -1,4 +1,4 @@
-"""Training augmentation: reproducible draws, one jitter for all frames, consistent flips."""
+"""Training augmentation: reproducible draws, a jitter per frame, consistent flips."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torchvision.transforms.functional as TF
 
 from conftest import SHARED
 from data_scenes import write_scene
-from dynamo_core.data import ColorJitter, build_dataset
+from dynamo_core.data import ColorJitter, build_dataset, item_generator, sample_augmentation
 from dynamo_core.data.augment import shift_hue
 
 SIZE = (48, 64)
@@ -26,7 +26,7 @@ def _epoch_where(dataset, index, flip: bool | None = None, jitter: bool | None =
     for epoch in range(200):
         dataset.set_epoch(epoch)
         augment = dataset.augmentation(index)
-        if (flip is None or augment.flip == flip) and (jitter is None or (augment.jitter is not None) == jitter):
+        if (flip is None or augment.flip == flip) and (jitter is None or (augment.jitters is not None) == jitter):
             return epoch
     raise AssertionError("no such epoch in 200 draws")
 
@@ -58,7 +58,8 @@ def test_augmentation_varies_with_index_epoch_and_seed(tmp_path):
     dataset = _scene_dataset(tmp_path, seed=1)
     draws = [(dataset.set_epoch(e), dataset.augmentation(i))[1] for e in range(4) for i in range(len(dataset))]
     assert {d.flip for d in draws} == {True, False}
-    assert {d.jitter is None for d in draws} == {True, False}
+    assert {d.jitters is None for d in draws} == {True, False}
+    assert {len(d.jitters) for d in draws if d.jitters is not None} == {3}
     other = _scene_dataset(tmp_path, seed=2)
     other_draws = [(other.set_epoch(e), other.augmentation(i))[1] for e in range(4) for i in range(len(other))]
     assert draws != other_draws
@@ -73,16 +74,38 @@ def test_evaluation_items_are_never_augmented(tmp_path):
         assert torch.equal(item[("color", 0, 0)], item[("color_aug", 0, 0)])
 
 
-def test_same_jitter_for_all_frames(tmp_path):
+def test_jitter_is_drawn_per_frame(tmp_path):
+    """As the original: one decision to jitter per item, then new parameters for every frame."""
     write_scene(tmp_path, identical_frames=True)
     dataset = _scene_dataset(tmp_path)
     _epoch_where(dataset, 0, jitter=True)
+    jitters = dataset.augmentation(0).jitters
+    assert len(jitters) == len(dataset.frame_ids) == 3
+    for field in ("brightness", "contrast", "saturation", "hue"):
+        assert len({getattr(j, field) for j in jitters}) == 3, field
+
     item = dataset[0]
-    target = item[("color_aug", 0, 0)]
-    assert not torch.allclose(target, item[("color", 0, 0)], atol=1e-3), "jitter changed nothing"
-    for f in (-1, 1):
-        assert torch.equal(item[("color", f, 0)], item[("color", 0, 0)])
-        assert torch.equal(item[("color_aug", f, 0)], target)
+    augmented = [item[("color_aug", f, 0)] for f in dataset.frame_ids]
+    for f, jitter, color in zip(dataset.frame_ids, jitters, augmented):
+        assert torch.equal(item[("color", f, 0)], item[("color", 0, 0)])  # the scene's frames are identical
+        assert torch.equal(color, jitter(item[("color", f, 0)]))
+        assert not torch.allclose(color, item[("color", f, 0)], atol=1e-3), "jitter changed nothing"
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not torch.allclose(augmented[a], augmented[b], atol=1e-3), (a, b)
+
+
+def test_same_seed_gives_the_same_per_frame_draws():
+    draws = [sample_augmentation(item_generator(4, 2, index)) for index in range(40)]
+    again = [sample_augmentation(item_generator(4, 2, index)) for index in range(40)]
+    assert draws == again
+    jittered = [d.jitters for d in draws if d.jitters is not None]
+    assert jittered and all(len(j) == 3 and len(set(j)) == 3 for j in jittered)
+    assert [d.jitters for d in draws] != [sample_augmentation(item_generator(5, 2, i)).jitters for i in range(40)]
+    # The frame count only adds draws at the end: the first frames keep theirs.
+    two = [sample_augmentation(item_generator(4, 2, index), frames=2) for index in range(40)]
+    assert [d.flip for d in two] == [d.flip for d in draws]
+    assert [d.jitters for d in two] == [None if d.jitters is None else d.jitters[:2] for d in draws]
 
 
 def test_jitter_matches_torchvision_per_frame():
