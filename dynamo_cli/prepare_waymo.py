@@ -43,8 +43,9 @@ def report(result, kind: str, json_output: bool) -> None:
         print_json(document)
     else:
         table = Table(title=f"{kind} prepared in {result.seconds:.1f} s", title_justify="left")
-        for column in ("split", kind, "status", "frames", "labelled", "seconds", "frames/s"):
-            table.add_column(column, justify="right" if column in ("frames", "labelled", "seconds", "frames/s") else "left")
+        for column in ("split" if kind == "segment" else "folder", kind, "status", "frames", "labelled", "seconds", "frames/s"):
+            numeric = column in ("frames", "labelled", "seconds", "frames/s")
+            table.add_column(column, justify="right" if numeric else "left", overflow="fold")
         for s in sequences:
             rate = f"{s.frames / s.seconds:.2f}" if s.status == "prepared" and s.seconds > 0 else ""
             status = s.status if s.status != "failed" else f"failed: {s.error}"

@@ -391,7 +391,7 @@ def prepare_waymo(
     result = WaymoPreparation()
     jobs = []
     for name, paths in find_segments(raw, splits).items():
-        if len(paths) != RELEASE_SEGMENTS[name]:
+        if paths and len(paths) != RELEASE_SEGMENTS[name]:
             message = (
                 f"{raw / name} holds {len(paths)} segments; the full release has {RELEASE_SEGMENTS[name]} "
                 f"(preparing the {len(paths)} found)"
