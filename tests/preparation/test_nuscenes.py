@@ -142,3 +142,15 @@ def test_a_bad_scene_fails_alone(tmp_path):
     text = " ".join(result.output.split())
     assert "1 of 2 scenes failed: scenes/scene-0002" in text and "scene-0002_LIDAR_TOP_3.pcd.bin is truncated" in text
     assert (tmp_path / "out" / "scenes" / "scene-0001" / "FRONT" / ".prepared").is_file()
+
+
+def test_the_loader_unwraps_implausibly_small_released_steps_with_a_warning(caplog, tmp_path):
+    from dynamo_core.data.nuscenes import unwrap_time_steps
+
+    path = tmp_path / "ts.json"
+    released = [100, 100, 50] * 4
+    assert unwrap_time_steps(released + [300], path) == released + [300]  # true values: as they are
+    assert unwrap_time_steps(released + [52, 98], path) == released + [52, 98]  # a short real gap stays
+    with caplog.at_level("WARNING"):
+        assert unwrap_time_steps(released + [44, 100], path) == released + [300, 100]
+    assert "implausibly small" in caplog.text and str(path) in caplog.text and "frames 12" in caplog.text
