@@ -61,3 +61,30 @@ def test_a_built_wheel_carries_the_split_lists(tmp_path):
     for name, files in PUBLISHED.items():
         for which in files:
             assert f"dynamo_core/splits/{name}/{which}_files.txt" in names
+
+
+def test_dayclear_regenerates_the_published_filter_from_scene_descriptions(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dynamo_cli.main import app
+
+    published = PACKAGED_SPLITS / "nuscenes_dayclear"
+    kept = {line.split()[0].rsplit("/", 1)[1] for line in read_split(published, "test")}
+    scenes = {line.split()[0].rsplit("/", 1)[1] for line in read_split(PACKAGED_SPLITS / "nuscenes", "test")}
+    records = [
+        {"name": name, "description": "Parked cars, ped crossing" if name in kept
+         else ("Night, big street" if i % 2 else "Heavy RAIN, bus")}
+        for i, name in enumerate(sorted(scenes))
+    ]
+    records.append({"name": "scene-0001", "description": "train scene"})
+    root = tmp_path / "nuscenes" / "v1.0-trainval"
+    root.mkdir(parents=True)
+    (root / "scene.json").write_text(json.dumps(records))
+    out = tmp_path / "splits" / "nuscenes_dayclear"
+    result = CliRunner().invoke(app, ["prepare", "splits", str(tmp_path / "nuscenes"), "--out", str(out), "--dayclear", "--json"])
+    assert result.exit_code == 0, result.output
+    for which in ("test", "test_mask"):
+        assert read_split(out, which) == read_split(published, which)
+    assert len(json.loads(result.stdout)["scenes_kept"]) == 111
