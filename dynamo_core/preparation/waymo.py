@@ -175,10 +175,22 @@ def decode_jpeg(data: bytes, what: str) -> np.ndarray:
     return image
 
 
-def undistort(image: np.ndarray, calibration: CameraCalibration) -> np.ndarray:
-    """Remove lens distortion (k1, k2, p1, p2, k3) keeping the same K."""
-    k1, k2, p1, p2, k3 = calibration.intrinsic[4:9]
-    return cv2.undistort(image, intrinsic_matrix(calibration), np.array([k1, k2, p1, p2, k3]))
+class Undistorter:
+    """Removes lens distortion (k1, k2, p1, p2, k3) keeping the same K; the pixel maps are built
+    once per calibration, as `cv2.undistort` would build them on every call."""
+
+    def __init__(self) -> None:
+        self._maps: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, image: np.ndarray, calibration: CameraCalibration) -> np.ndarray:
+        key = calibration.intrinsic.tobytes() + np.array(image.shape[:2]).tobytes()
+        if key not in self._maps:
+            k = intrinsic_matrix(calibration)
+            self._maps[key] = cv2.initUndistortRectifyMap(
+                k, calibration.intrinsic[4:9], None, k, (image.shape[1], image.shape[0]), cv2.CV_16SC2
+            )
+        first, second = self._maps[key]
+        return cv2.remap(image, first, second, cv2.INTER_LINEAR)
 
 
 def encode_jpeg(image: np.ndarray) -> bytes:
@@ -222,8 +234,8 @@ def inside_box(points: np.ndarray, label: BoxLabel) -> np.ndarray:
     )
 
 
-def _contours(mask: np.ndarray) -> list[list[list[int]]]:
-    found = cv2.findContours(mask.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+def _contours(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[list[list[int]]]:
+    found = cv2.findContours(mask.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=offset)[-2]
     return [contour.reshape(-1, 2).tolist() for contour in found]
 
 
@@ -239,42 +251,51 @@ def object_annotations(
     Each holds the instance's mask contours, its class and, when a 3D box holds some of the
     lidar points seen on the mask, that box (the first with the highest fraction): type, speed,
     acceleration, centre, size [length, width, height], heading and the fraction as `match`.
+    Contours are traced in a crop around the instance (one pixel of margin), which gives the
+    same points as tracing the whole image.
     """
     semantic, instance = semantic[..., 0], instance[..., 0]
     height, width = semantic.shape
-    pixel_point = np.full(height * width, -1, dtype=np.int64)
+    pixel_point = np.full((height, width), -1, dtype=np.int64)
     if projections is not None and points.shape[0]:
         seen = projections[:, 0] == CAMERA_FRONT
         x, y = projections[:, 1], projections[:, 2]
         seen &= (x >= 0) & (x < width) & (y >= 0) & (y < height)
         index = np.flatnonzero(seen)
-        pixel_point[y[index] * width + x[index]] = index  # the last point wins a pixel
+        pixel_point[y[index], x[index]] = index  # the last point wins a pixel
     insides = [inside_box(points, label) for label in labels]
     annotations = []
     for cls in MOVABLE_CLASSES:
-        of_class = semantic == cls
-        if not of_class.any():
+        rows, cols = np.nonzero(semantic == cls)
+        if rows.size == 0:
             continue
-        for instance_id in range(int(instance[of_class].max()) + 1):
-            mask = of_class & (instance == instance_id)
+        ids = instance[rows, cols]
+        for instance_id in range(int(ids.max()) + 1):
             entry = {
-                "mask": _contours(mask) if mask.any() else [],
-                "mask_label": cls,
+                "mask": [], "mask_label": cls,
                 "speed": [None] * 3, "accel": [None] * 3, "center": [None] * 3, "dim": [None] * 3,
                 "heading": None, "box_label": None, "match": 0,
             }
-            hit = pixel_point[mask.reshape(-1)]
-            hit = np.unique(hit[hit >= 0])
-            if hit.size and insides:
-                fractions = [float(inside[hit].sum()) / hit.size for inside in insides]
-                best = int(np.argmax(fractions))
-                if fractions[best] > 0:
-                    label = labels[best]
-                    entry.update(
-                        speed=list(label.speed), accel=list(label.accel), center=list(label.center),
-                        dim=[label.length, label.width, label.height], heading=label.heading,
-                        box_label=label.type, match=fractions[best],
-                    )
+            member = ids == instance_id
+            if member.any():
+                r, c = rows[member], cols[member]
+                top, left = max(int(r.min()) - 1, 0), max(int(c.min()) - 1, 0)
+                bottom, right = min(int(r.max()) + 2, height), min(int(c.max()) + 2, width)
+                crop = np.zeros((bottom - top, right - left), dtype=np.uint8)
+                crop[r - top, c - left] = 1
+                entry["mask"] = _contours(crop, (left, top))
+                hit = pixel_point[r, c]
+                hit = np.unique(hit[hit >= 0])
+                if hit.size and insides:
+                    fractions = [float(inside[hit].sum()) / hit.size for inside in insides]
+                    best = int(np.argmax(fractions))
+                    if fractions[best] > 0:
+                        label = labels[best]
+                        entry.update(
+                            speed=list(label.speed), accel=list(label.accel), center=list(label.center),
+                            dim=[label.length, label.width, label.height], heading=label.heading,
+                            box_label=label.type, match=fractions[best],
+                        )
             annotations.append(entry)
     return annotations
 
@@ -297,9 +318,10 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(stream, **arrays)
 
 
-def write_frame(frame: Frame, index: int, out_dir: Path, what: str) -> bool:
+def write_frame(frame: Frame, index: int, out_dir: Path, what: str, undistort: Optional[Undistorter] = None) -> bool:
     """Write one frame's images, depth and (when labelled) masks; True when it was labelled."""
     calibration = frame.front_calibration
+    undistort = undistort or Undistorter()
     original = undistort(decode_jpeg(frame.front.jpeg, f"{what}: the FRONT image"), calibration)
     downsample = cv2.resize(original, DOWNSAMPLE_SIZE, interpolation=cv2.INTER_AREA)
     _write_bytes(out_dir / "rgb" / "original" / f"{index:06d}.jpg", encode_jpeg(original))
@@ -322,6 +344,7 @@ def prepare_segment(job: SequenceJob, tick: Callable[[], None]) -> tuple[int, in
     for folder in ("", "rgb", "rgb/original", "rgb/downsample", "depth", "mask"):
         remove_stray_temp_files(out_dir / folder)
     poses, labelled, cam = [], 0, None
+    undistort = Undistorter()
     for index, record in enumerate(read_records(path, name=f"{job.group}/{path.name}")):
         what = f"{job.group}/{path.name}: the record at byte {record.offset}"
         try:
@@ -330,7 +353,7 @@ def prepare_segment(job: SequenceJob, tick: Callable[[], None]) -> tuple[int, in
             raise DataError(f"{what} is not a readable Frame ({err}); re-download the file.") from None
         if cam is None:
             cam = camera_json(frame.front_calibration)
-        labelled += write_frame(frame, index, out_dir, what)
+        labelled += write_frame(frame, index, out_dir, what, undistort)
         poses.append(pose_line(frame.front.pose))
         tick()
     if not poses:
