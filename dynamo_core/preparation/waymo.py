@@ -265,10 +265,13 @@ def object_annotations(
         pixel_point[y[index], x[index]] = index  # the last point wins a pixel
     insides = [inside_box(points, label) for label in labels]
     annotations = []
+    movable_rows, movable_cols = np.nonzero(np.isin(semantic, MOVABLE_CLASSES))  # one pass over the image
+    movable_classes = semantic[movable_rows, movable_cols]
     for cls in MOVABLE_CLASSES:
-        rows, cols = np.nonzero(semantic == cls)
-        if rows.size == 0:
+        of_class = movable_classes == cls
+        if not of_class.any():
             continue
+        rows, cols = movable_rows[of_class], movable_cols[of_class]
         ids = instance[rows, cols]
         for instance_id in range(int(ids.max()) + 1):
             entry = {
