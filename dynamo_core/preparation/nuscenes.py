@@ -211,6 +211,16 @@ def _nearest(timestamps: np.ndarray, time_us: int) -> int:
 
 def load_scenes(raw: Path, version: str, copy_images: bool) -> list[tuple[str, Scene]]:
     """Read the tables once and describe every scene's frames."""
+    try:
+        return _load_scenes(raw, version, copy_images)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(
+            f"the nuScenes tables in {raw / version} are inconsistent or incomplete ({type(err).__name__}: {err}); "
+            "re-extract the metadata archive."
+        ) from None
+
+
+def _load_scenes(raw: Path, version: str, copy_images: bool) -> list[tuple[str, Scene]]:
     folder = raw / version
     if not folder.is_dir():
         found = [v for v in VERSIONS if (raw / v).is_dir()]

@@ -154,3 +154,12 @@ def test_the_loader_unwraps_implausibly_small_released_steps_with_a_warning(capl
     with caplog.at_level("WARNING"):
         assert unwrap_time_steps(released + [44, 100], path) == released + [300, 100]
     assert "implausibly small" in caplog.text and str(path) in caplog.text and "frames 12" in caplog.text
+
+
+def test_inconsistent_tables_are_a_clear_error_not_a_traceback(tmp_path):
+    built = build_nuscenes(tmp_path, "v1.0-mini")
+    table = built.raw / "v1.0-mini" / "ego_pose.json"
+    table.write_text(json.dumps(json.loads(table.read_text())[:3]))
+    result = prepare(built.raw, tmp_path / "out", "--version", "v1.0-mini")
+    assert result.exit_code == 1
+    assert "inconsistent or incomplete" in " ".join(result.output.split()) and "Traceback" not in result.output
