@@ -33,7 +33,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from dynamo_core.errors import ConfigError, DataError, DynamoError
+from dynamo_core.errors import ConfigError, DataError
 
 from .files import atomic_output, remove_stray_temp_files, save_npy_atomic, write_text_atomic
 from .sequences import SequenceJob, SequenceResult, mark_complete, run_sequences
@@ -352,11 +352,14 @@ def prepare_segment(job: SequenceJob, tick: Callable[[], None]) -> tuple[int, in
         what = f"{job.group}/{path.name}: the record at byte {record.offset}"
         try:
             frame = parse_frame(record.data)
-        except DynamoError as err:
-            raise DataError(f"{what} is not a readable Frame ({err}); re-download the file.") from None
-        if cam is None:
-            cam = camera_json(frame.front_calibration)
-        labelled += write_frame(frame, index, out_dir, what, undistort)
+            if cam is None:
+                cam = camera_json(frame.front_calibration)
+            labelled += write_frame(frame, index, out_dir, what, undistort)
+        except DataError as err:
+            message = str(err) if str(err).startswith(what) else f"{what}: {err}"
+            raise DataError(f"{message}; re-download the file if it persists.") from None
+        except (ValueError, IndexError, KeyError, cv2.error) as err:  # malformed values inside a well-framed record
+            raise DataError(f"{what} is not a readable Frame ({type(err).__name__}: {err}); re-download the file.") from None
         poses.append(pose_line(frame.front.pose))
         tick()
     if not poses:

@@ -256,3 +256,14 @@ def test_no_segments_is_a_clear_error(tmp_path):
     (tmp_path / "val").mkdir()
     result = runner.invoke(app, ["prepare", "waymo", str(tmp_path), str(tmp_path / "out")])
     assert result.exit_code == 1 and "segment-*_with_camera_labels.tfrecord" in result.output
+
+
+def test_a_record_that_is_not_a_frame_names_the_record(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    path = raw / "val" / "segment-9_with_camera_labels.tfrecord"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tfrecord.encode_record(f_bytes(1, f_bytes(2, f_int(1, 1)))))  # a FRONT calibration without values
+    result = runner.invoke(app, ["prepare", "waymo", str(raw), str(out)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "val/segment-9_with_camera_labels.tfrecord: the record at byte 0" in text and "intrinsic" in text
