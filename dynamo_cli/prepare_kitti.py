@@ -28,7 +28,7 @@ def kitti(
 ) -> None:
     """Convert the raw KITTI release into the processed layout (images, lidar depth).
 
-    Writes, per drive and colour camera, [bold]rgb/original[/] (links to the raw PNGs, or copies), [bold]rgb/downsample[/] (640x192 JPEG) and [bold]depth[/] (lidar points as \\[row, col, depth] rows), plus the date's calibration files.
+    Writes, per drive and colour camera, [bold]rgb/original[/] (links to the raw PNGs, or copies), [bold]rgb/downsample[/] (640x192 JPEG), [bold]depth[/] (lidar points as \\[row, col, depth] rows) and, when the drive has oxts/data packets, [bold]odometry.txt[/] (the vehicle pose per frame, for `dynamo eval odometry`), plus the date's calibration files.
 
     Rerunning skips files that are already complete, so an interrupted run can simply be started again. Frames without a velodyne scan get no depth file and are reported at the end.
     """
@@ -63,6 +63,12 @@ def kitti(
         f"{result.seconds:.1f} s, {per_frame * 1000:.0f} ms per frame).",
         highlight=False, soft_wrap=True,
     )
+    if result.drives_without_oxts:
+        out_console.print(
+            f"{len(result.drives_without_oxts)} drives have no oxts/data packets and no odometry.txt, "
+            f"e.g. {result.drives_without_oxts[0]}.",
+            highlight=False, soft_wrap=True,
+        )
     if result.missing_scans:
         out_console.print(
             f"{len(result.missing_scans)} frames have no velodyne scan and no depth file, "

@@ -1,6 +1,7 @@
 """Split folders (`train_files.txt`, `test_files.txt`, `test_mask_files.txt`) and a file check.
 
-`--split NAME` reads `<project>/splits/NAME/`; `--split DIR` reads any folder holding the same files.
+`--split NAME` reads `./splits/NAME/` when it exists, else the published lists shipped in
+`dynamo_core/splits/NAME/`; `--split DIR` reads any folder holding the same files.
 """
 
 from __future__ import annotations
@@ -24,8 +25,38 @@ def _looks_like_path(split: str) -> bool:
     return os.sep in split or "/" in split or split.startswith((".", "~"))
 
 
-def resolve_split(split: str, project_root: str | Path) -> Path:
-    """The folder of split `split`: a name under `<project_root>/splits`, or a folder path."""
+PACKAGED_SPLITS = Path(__file__).resolve().parents[1] / "splits"
+"""The published split lists shipped inside the package (eigen_zhou, waymo, nuscenes, nuscenes_dayclear)."""
+
+
+def split_roots(project_root: str | Path | None = None) -> list[Path]:
+    """Folders searched for `--split NAME`, first match wins.
+
+    `./splits` (where `dynamo download splits` and `dynamo prepare splits --out splits/NAME`
+    write), then `<project_root>/splits` when given, then the lists shipped with the package.
+    """
+    roots = [Path.cwd() / "splits"]
+    if project_root is not None:
+        roots.append(Path(project_root) / "splits")
+    roots.append(PACKAGED_SPLITS)
+    unique: list[Path] = []
+    for root in roots:
+        if root not in unique:
+            unique.append(root)
+    return unique
+
+
+def known_splits(project_root: str | Path | None = None) -> list[str]:
+    """Every split name that `--split NAME` finds."""
+    names = set()
+    for root in split_roots(project_root):
+        if root.is_dir():
+            names.update(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    return sorted(names)
+
+
+def resolve_split(split: str, project_root: str | Path | None = None) -> Path:
+    """The folder of split `split`: a name (see `split_roots`), or a folder path."""
     if not split:
         raise DataError("--split is empty; give a split name (e.g. eigen_zhou) or a folder of split files.")
     if _looks_like_path(split):
@@ -35,20 +66,15 @@ def resolve_split(split: str, project_root: str | Path) -> Path:
                 f"split folder {folder} does not exist; give a folder holding train_files.txt / test_files.txt."
             )
         return folder
-    splits_root = Path(project_root) / "splits"
-    if not splits_root.is_dir():
-        raise DataError(
-            f"--split {split}: there is no splits folder at {splits_root}; run `dynamo prepare splits`, "
-            "or pass --split with the path of a folder of split files (e.g. ../shared/splits/eigen_zhou)."
-        )
-    folder = splits_root / split
-    if not folder.is_dir():
-        known = sorted(p.name for p in splits_root.iterdir() if p.is_dir())
-        raise DataError(
-            f"--split {split}: no such split in {splits_root} (known: {', '.join(known) or 'none'}); "
-            "pass a known name or the path of a folder of split files."
-        )
-    return folder
+    for root in split_roots(project_root):
+        folder = root / split
+        if folder.is_dir():
+            return folder
+    known = known_splits(project_root)
+    raise DataError(
+        f"--split {split}: no such split (known: {', '.join(known) or 'none'}); pass a known name, "
+        "or the path of a folder of split files, e.g. one written by `dynamo prepare splits DATA --out splits/NAME`."
+    )
 
 
 def read_split_file(path: str | Path) -> list[str]:

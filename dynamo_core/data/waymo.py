@@ -1,9 +1,11 @@
 """Waymo Open Dataset in the processed layout.
 
 `<segment>/<cam>/rgb/<type>/%06d.jpg`, `rgb/cam.json`, `depth/%06d.npy` and, for annotated
-frames, `mask/%06d.npz` (array `semantic`) with `mask/%06d.pickle`: a list of objects, each a
-dict with `mask` (OpenCV contours at the original size), `box_label` (None when the object has
-no 3D box) and `speed` (m/s, 3 components).
+frames, `mask/%06d.npz` (array `semantic`) with the object annotations: a list of objects, each
+a dict with `mask` (OpenCV contours at the original size), `box_label` (None when the object has
+no 3D box) and `speed` (m/s, 3 components). `dynamo prepare waymo` writes them as
+`mask/%06d.json`; the released data hold `mask/%06d.pickle`, read with a restricted unpickler.
+When both exist the JSON file is read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from ..errors import DataError
 from .base import CameraFolderDataset
-from .files import read_npz_arrays, read_safe_pickle
+from .files import read_json, read_npz_arrays, read_safe_pickle
 
 MOVING_SPEED = 1.0
 """Objects faster than this (m/s) count as moving."""
@@ -69,7 +71,10 @@ class WaymoDataset(CameraFolderDataset):
 
     def mask_paths(self, folder: str, frame_index: int, side: str) -> list[Path]:
         mask_dir = self.camera_folder(folder) / "mask"
-        return [mask_dir / f"{frame_index:06d}.npz", mask_dir / f"{frame_index:06d}.pickle"]
+        annotations = mask_dir / f"{frame_index:06d}.json"
+        if not annotations.is_file():
+            annotations = mask_dir / f"{frame_index:06d}.pickle"
+        return [mask_dir / f"{frame_index:06d}.npz", annotations]
 
     def masks(self, folder: str, frame_index: int, side: str) -> tuple[np.ndarray, np.ndarray]:
         semantic_path, motion_path = self.mask_paths(folder, frame_index, side)
@@ -78,5 +83,9 @@ class WaymoDataset(CameraFolderDataset):
             raise DataError(
                 f"mask file {semantic_path}: 'semantic' has shape {semantic.shape}, expected {self.full_size}."
             )
-        motion = motion_label_mask(read_safe_pickle(motion_path), self.full_size, motion_path)
+        if motion_path.suffix == ".json":
+            objects = read_json(motion_path, "motion-label file")
+        else:
+            objects = read_safe_pickle(motion_path)
+        motion = motion_label_mask(objects, self.full_size, motion_path)
         return semantic.astype(np.uint8), motion

@@ -5,6 +5,7 @@ Raw input::
     RAW/<date>/calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt
     RAW/<date>/<date>_drive_XXXX_sync/image_0{2,3}/data/<frame>.png
     RAW/<date>/<date>_drive_XXXX_sync/velodyne_points/data/<frame>.bin
+    RAW/<date>/<date>_drive_XXXX_sync/oxts/data/<frame>.txt            optional: GPS/IMU packets
 
 Processed output::
 
@@ -12,6 +13,7 @@ Processed output::
     OUT/<date>/<drive>/image_0{2,3}/rgb/original/<frame>.png     link to (or copy of) the raw frame
     OUT/<date>/<drive>/image_0{2,3}/rgb/downsample/<frame>.jpg   640x192, bicubic, JPEG quality 75
     OUT/<date>/<drive>/image_0{2,3}/depth/<frame>.npy            (M, 3) float64 rows [row, col, depth]
+    OUT/<date>/<drive>/image_0{2,3}/odometry.txt                 vehicle pose per frame from OXTS, 16 numbers a line
 
 Runs can be interrupted and repeated: outputs that exist whole are skipped.
 """
@@ -41,6 +43,7 @@ from .files import (
     remove_stray_temp_files,
     save_npy_atomic,
     symlink_atomic,
+    write_text_atomic,
 )
 
 logger = logging.getLogger(__name__)
@@ -308,6 +311,71 @@ def prepare_frame(job: FrameJob) -> FrameResult:
     return FrameResult(written, skipped, missing_scan)
 
 
+# --------------------------------------------------------------------------- odometry from OXTS
+
+EARTH_RADIUS = 6378137.0
+"""Metres; the raw devkit's Mercator radius."""
+OXTS_VALUES = 30
+ODOMETRY_FILE = "odometry.txt"
+
+
+def read_oxts(path: Path) -> np.ndarray:
+    """The 30 values of one OXTS packet: lat, lon, alt, roll, pitch, yaw, then velocities etc."""
+    try:
+        values = np.array([float(v) for v in path.read_text().split()], dtype=np.float64)
+    except (OSError, ValueError) as err:
+        raise DataError(f"OXTS packet {path} is unreadable ({err}); re-extract the drive's oxts folder.") from None
+    if values.size != OXTS_VALUES or not np.isfinite(values[:6]).all():
+        raise DataError(f"OXTS packet {path} holds {values.size} values, expected {OXTS_VALUES}; re-extract it.")
+    return values
+
+
+def oxts_poses(packets: np.ndarray) -> np.ndarray:
+    """(N, 30) packets -> (N, 4, 4) vehicle-to-world poses, as the KITTI raw devkit computes them.
+
+    Position: Mercator with the scale of the first packet's latitude; orientation Rz(yaw) Ry(pitch)
+    Rx(roll). The IMU axes are x forward, y left, z up, the convention of the Waymo odometry files.
+    """
+    lat, lon, alt, roll, pitch, yaw = (packets[:, i] for i in range(6))
+    scale = np.cos(lat[0] * np.pi / 180.0)
+    poses = np.zeros((len(packets), 4, 4))
+    poses[:, 0, 3] = scale * EARTH_RADIUS * np.pi * lon / 180.0
+    poses[:, 1, 3] = scale * EARTH_RADIUS * np.log(np.tan((90.0 + lat) * np.pi / 360.0))
+    poses[:, 2, 3] = alt
+    cr, sr, cp, sp, cy, sy = np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
+    poses[:, 0, 0], poses[:, 0, 1], poses[:, 0, 2] = cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr
+    poses[:, 1, 0], poses[:, 1, 1], poses[:, 1, 2] = sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr
+    poses[:, 2, 0], poses[:, 2, 1], poses[:, 2, 2] = -sp, cp * sr, cp * cr
+    poses[:, 3, 3] = 1.0
+    return poses
+
+
+def drive_odometry(drive_dir: Path) -> Optional[str]:
+    """The odometry.txt text of a drive, one pose per OXTS packet; None when the drive has no packets."""
+    folder = drive_dir / "oxts" / "data"
+    paths = sorted(folder.glob("*.txt")) if folder.is_dir() else []
+    if not paths:
+        return None
+    poses = oxts_poses(np.stack([read_oxts(path) for path in paths]))
+    return "".join(" ".join(str(float(v)) for v in pose.reshape(-1)) + "\n" for pose in poses)
+
+
+def _write_odometry(drive_dir: Path, out_dir: Path, cameras) -> tuple[int, int, bool]:
+    """odometry.txt in each camera folder; (written, skipped, whether the drive had packets)."""
+    text = drive_odometry(drive_dir)
+    if text is None:
+        return 0, 0, False
+    written = skipped = 0
+    for camera in cameras:
+        path = out_dir / camera / ODOMETRY_FILE
+        if path.is_file() and path.read_text() == text:
+            skipped += 1
+        else:
+            write_text_atomic(path, text)
+            written += 1
+    return written, skipped, True
+
+
 # --------------------------------------------------------------------------- whole dataset
 
 
@@ -321,6 +389,8 @@ class KittiPreparation:
     files_skipped: int = 0
     missing_scans: list[str] = field(default_factory=list)
     """Velodyne files that were expected but absent; those frames have no depth file."""
+    drives_without_oxts: list[str] = field(default_factory=list)
+    """Drives with no oxts/data packets, hence no odometry.txt."""
     seconds: float = 0.0
 
 
@@ -351,8 +421,13 @@ def _plan(raw: Path, out: Path, copy_images: bool, result: KittiPreparation) -> 
         result.files_written += written
         result.files_skipped += skipped
         frames = {camera: set(names) for camera, names in drive_frames(drive.raw_dir).items()}
+        written, skipped, has_oxts = _write_odometry(drive.raw_dir, out_dir, sorted(frames))
+        result.files_written += written
+        result.files_skipped += skipped
+        if not has_oxts:
+            result.drives_without_oxts.append(str(drive.relative))
         for camera in frames:
-            for folder in ("rgb/original", "rgb/downsample", "depth"):
+            for folder in ("", "rgb/original", "rgb/downsample", "depth"):
                 remove_stray_temp_files(out_dir / camera / folder)
         for frame in sorted(set().union(*frames.values())):
             cameras = tuple(projections[drive.date][c] for c in CAMERAS if frame in frames.get(c, ()))

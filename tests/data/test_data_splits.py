@@ -29,15 +29,17 @@ def test_split_by_folder_path_reads_any_folder(tmp_path):
     assert all(len(line.split()) == 3 for line in lines)
 
 
-def test_missing_splits_folder_says_what_to_do(tmp_path):
-    with pytest.raises(DataError, match="no splits folder") as err:
-        resolve_split("eigen_zhou", tmp_path)
-    assert "--split" in str(err.value)
+def test_published_split_names_resolve_without_a_project_splits_folder(tmp_path):
+    folder = resolve_split("eigen_zhou", tmp_path)
+    assert len(read_split(folder, "test")) == 697
+    with pytest.raises(DataError, match="no such split") as err:
+        resolve_split("no_such_split", tmp_path)
+    assert "--split" in str(err.value) and "shared" not in str(err.value)
 
 
 def test_unknown_split_name_lists_the_known_ones(tmp_path):
     (tmp_path / "splits" / "waymo").mkdir(parents=True)
-    with pytest.raises(DataError, match="known: waymo"):
+    with pytest.raises(DataError, match="known: eigen_zhou, nuscenes, nuscenes_dayclear, waymo"):
         resolve_split("kitti", tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         resolve_split(str(tmp_path / "elsewhere"), tmp_path)
