@@ -392,7 +392,8 @@ def camera_speed_frame(data_dir: Path) -> str | None:
 
 def render_teaser(settings: DemoSettings, checkpoints: dict[str, Path]) -> Path | None:
     """Baseline and Dynamo side by side on a frame with a vehicle at the camera's speed, as one PNG:
-    the image with the true moving pixels outlined, both disparities, the mask and the independent flow."""
+    the image with the true moving pixels outlined, both disparities, the mask, the independent flow
+    and the true disparity."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -417,14 +418,19 @@ def render_teaser(settings: DemoSettings, checkpoints: dict[str, Path]) -> Path 
     moving = torch.from_numpy((labels == 1).astype(np.float32))[None, None]
     moving = torch.nn.functional.interpolate(moving, size=(height, width), mode="nearest")[0, 0].numpy()
     flow = maps["dynamo"]["ind_flow"][:1].float().cpu()
+    folder, frame = line.split()[0], int(line.split()[1])
+    depth = np.load(_data_dir(settings) / folder / "FRONT" / "depth_dense" / f"{frame:06d}.npy",
+                    allow_pickle=False).astype(np.float32)
+    true_disp = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), 0.0)  # the sky has no depth
     tiles = [
         ("input (true moving pixels outlined)", image, None),
         ("baseline disparity (static world)", maps["baseline"]["disp"][0, 0].float().cpu().numpy(), "plasma"),
         ("Dynamo disparity", maps["dynamo"]["disp"][0, 0].float().cpu().numpy(), "plasma"),
         ("Dynamo motion mask", maps["dynamo"]["mask"][0, 0].float().cpu().numpy(), "hot"),
         ("Dynamo independent flow", flow_to_rgb(flow)[0].permute(1, 2, 0).numpy(), None),
+        ("true disparity", true_disp, "plasma"),
     ]
-    figure = Figure(figsize=(12, 1.2 + 2.2 * 3 * height / width * 2), dpi=110)
+    figure = Figure(figsize=(12, 0.8 + 3 * 6.2 * height / width), dpi=110)
     for index, (title, values, cmap) in enumerate(tiles):
         axes = figure.add_subplot(3, 2, index + 1)
         if cmap == "hot":
@@ -487,7 +493,8 @@ def plot_curves(settings: DemoSettings, curves: dict[str, list[dict]]) -> Path |
         for phase, step in boundaries.items():
             if phase != "disp_init":
                 axes.axvline(step, color="0.8", linewidth=0.8)
-                axes.text(step, 1.0, f" {phase}", transform=axes.get_xaxis_transform(), fontsize=7, va="top", color="0.4")
+                axes.text(step, 0.02, f" {phase}", transform=axes.get_xaxis_transform(), fontsize=7, va="bottom",
+                          color="0.4", rotation=90)
         axes.set_title(title, fontsize=9)
         axes.set_xlabel("training step", fontsize=8)
         axes.tick_params(labelsize=7)
