@@ -72,6 +72,8 @@ def bench_model(depth_model: str, args) -> dict:
     for batch in (1, 8):
         x = predictor._batch(list(torch.rand(batch, 3, args.height, args.width)))
         result[f"torch_depth_fps_b{batch}"] = fps(lambda: predictor.disparity(x), batch, args.repeats)
+        if not args.motion:
+            continue
         triplet = [predictor._batch(list(torch.rand(batch, 3, args.height, args.width))) for _ in range(3)]
 
         def motion():
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="litemono,monodepthv2")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
+    parser.add_argument("--no-motion", dest="motion", action="store_false", help="Skip the motion timings.")
     parser.add_argument("--bf16", action="store_true", help="Also time depth in bfloat16 at batch 8.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
