@@ -8,7 +8,7 @@ import typer
 
 from dynamo_core import __version__
 
-from . import demo, download, evaluate, prepare, train, visualize
+from . import demo, download, evaluate, export, predict, prepare, train, visualize
 
 app = typer.Typer(
     name="dynamo",
@@ -40,3 +40,9 @@ app.add_typer(evaluate.app, name="eval")
 app.command("visualize")(visualize.visualize)
 app.add_typer(download.app, name="download")
 app.command("demo")(demo.demo)
+app.command("predict")(predict.predict)
+app.add_typer(export.app, name="export")
+
+
+if __name__ == "__main__":
+    app()

@@ -190,7 +190,7 @@ def _install(zip_path: Path, model: ReleasedModel, target: Path, what: str) -> s
 
 def _describe(folder: Path, model: ReleasedModel) -> str:
     """Check the depth network against the model's; return e.g. 'Lite-Mono depth, trained at 192x640'."""
-    from ..training.checkpoint import inspect_checkpoint
+    from ..checkpoints import inspect_checkpoint
 
     try:
         info = inspect_checkpoint(folder)

@@ -26,7 +26,7 @@ from ..data.splits import resolve_split
 from ..errors import CheckpointError, ConfigError, DataError
 from ..model import DynamoModel
 from ..runtime import resolve_device
-from ..training.checkpoint import CheckpointInfo, inspect_checkpoint, load_weights
+from ..checkpoints import CheckpointInfo, inspect_checkpoint, load_weights
 
 log = logging.getLogger(__name__)
 

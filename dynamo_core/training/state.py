@@ -23,7 +23,7 @@ import torch
 
 from ..config import KEEP_CHECKPOINTS
 from ..errors import CheckpointError
-from .checkpoint import replace_folder, write_modules
+from ..checkpoints import replace_folder, write_modules
 
 log = logging.getLogger(__name__)
 

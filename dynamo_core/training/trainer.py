@@ -24,7 +24,7 @@ from ..config import RunConfig, save_json
 from ..errors import ConfigError, DynamoError
 from ..model import DynamoModel
 from ..runtime import autocast, keep_freed_memory, prefer_channels_last, resolve_device, resolve_precision
-from .checkpoint import load_weights
+from ..checkpoints import load_weights
 from .distributed import barrier
 from .logger import RunLogger
 from .monitor import HeldOutMonitor

@@ -10,7 +10,7 @@ import torch
 from conftest import MODULE_ORDER, fill_model, fixture_inputs, model_config_for
 from dynamo_core.errors import CheckpointError
 from dynamo_core.model import DynamoModel
-from dynamo_core.training.checkpoint import inspect_checkpoint, load_weights, save_weights
+from dynamo_core.checkpoints import inspect_checkpoint, load_weights, save_weights
 
 
 @pytest.fixture(scope="module")
