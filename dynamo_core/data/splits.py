@@ -39,7 +39,7 @@ def resolve_split(split: str, project_root: str | Path) -> Path:
     if not splits_root.is_dir():
         raise DataError(
             f"--split {split}: there is no splits folder at {splits_root}; run `dynamo prepare splits`, "
-            "or pass --split with the path of a folder of split files (e.g. ../shared/splits/eigen_zhou)."
+            "or pass --split with the path of a folder of split files (e.g. one written by `dynamo download splits`)."
         )
     folder = splits_root / split
     if not folder.is_dir():

@@ -8,6 +8,12 @@ from dynamo_core import losses, runtime
 from dynamo_core.errors import ConfigError
 
 
+def test_training_defaults_to_fp32():
+    from dynamo_core.config import TrainConfig
+
+    assert TrainConfig().precision == "fp32"
+
+
 def test_fp32_and_bf16_resolve_as_asked():
     assert runtime.resolve_precision("fp32", "cpu") is None
     assert runtime.resolve_precision("bf16", "cpu") is torch.bfloat16
