@@ -42,8 +42,8 @@ SAMPLE_PATHS = (
 
 SAMPLE_DATA_REASON = (
     "needs the sample data: set DYNAMO_SHARED to a folder holding data/ (tiny_kitti, tiny_waymo, "
-    "tiny_nuscenes: the sample frames in the original Dynamo-Depth release's assets/) and "
-    "fixtures/reference/ (loaders.pt, prepare_kitti.pt)"
+    "tiny_nuscenes: the sample frames in the original Dynamo-Depth release's assets/), splits/ (the "
+    "published split lists) and fixtures/reference/ (loaders.pt, prepare_kitti.pt)"
 )
 
 
