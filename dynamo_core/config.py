@@ -146,9 +146,10 @@ class TrainConfig:
     """Checkpoint folder to start from (weights only)."""
     threads: int = 0
     """CPU threads for torch (0: torch's default)."""
-    precision: str = "auto"
-    """`fp32`, `bf16` (networks in bfloat16; weights, gradients and the loss in float32) or `auto`
-    (bf16 on a CPU with native bfloat16 instructions, where it halves the step time; fp32 elsewhere)."""
+    precision: str = "fp32"
+    """`fp32` (the default, as the original trains), `bf16` (networks in bfloat16; weights, gradients and
+    the loss in float32: about half the step time on a CPU with native bfloat16 instructions, at a
+    coarser gradient, see the README) or `auto` (bf16 on such a CPU, fp32 elsewhere)."""
     wandb: bool = False
     """Also log to Weights & Biases (needs the `wandb` extra and an account)."""
     max_nonfinite: int = 10

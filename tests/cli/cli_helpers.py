@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED
+from conftest import KITTI_DRIVE as DRIVE, SHARED
 from dynamo_core.config import ModelConfig
 from dynamo_core.model import DynamoModel
 from dynamo_core.training.checkpoint import save_weights
 
 runner = CliRunner()
-TINY_KITTI = SHARED / "data" / "tiny_kitti"
+# Tests that read TINY_WAYMO carry the sample_data marker; KITTI tests use conftest's generated `tiny_kitti`.
 TINY_WAYMO = SHARED / "data" / "tiny_waymo"
-DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
 SEGMENT = "val/segment-1024360143612057520_3580_000_3600_000"
 
 

@@ -10,7 +10,7 @@ import pytest
 from dynamo_cli.main import app
 from dynamo_core.evaluation import DEPTH_METRIC_NAMES
 
-from cli_helpers import DRIVE, SEGMENT, TINY_KITTI, TINY_WAYMO, checkpoints, runner  # noqa: F401  (fixture)
+from cli_helpers import DRIVE, SEGMENT, TINY_WAYMO, checkpoints, runner  # noqa: F401  (fixture)
 
 
 def split_folder(tmp_path: Path, test: str, mask: str | None = None) -> Path:
@@ -37,9 +37,9 @@ def text_rows(report: str) -> dict[str, list[float]]:
     return rows
 
 
-def test_kitti_end_to_end(checkpoints, tmp_path):
+def test_kitti_end_to_end(tiny_kitti, checkpoints, tmp_path):
     split = split_folder(tmp_path, f"{DRIVE} 1 l\n{DRIVE} 1 r\n")
-    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", TINY_KITTI, split, tmp_path))
+    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", tiny_kitti, split, tmp_path))
     assert result.exit_code == 0, result.output
     folder = tmp_path / "outputs" / "scratch_kitti_kitti" / "depth"
     report = (folder / "depth.txt").read_text()
@@ -52,6 +52,7 @@ def test_kitti_end_to_end(checkpoints, tmp_path):
     assert "kitti dataset has no motion labels" in report
 
 
+@pytest.mark.sample_data
 def test_waymo_regions_as_json(checkpoints, tmp_path):
     split = split_folder(tmp_path, f"{SEGMENT} 1\n", mask=f"{SEGMENT} 1\n")
     result = runner.invoke(app, args(checkpoints["waymo"], "waymo", TINY_WAYMO, split, tmp_path, "--json"))
@@ -66,23 +67,24 @@ def test_waymo_regions_as_json(checkpoints, tmp_path):
     assert (document["height"], document["width"]) == (128, 192)
 
 
-def test_missing_checkpoint(tmp_path):
+def test_missing_checkpoint(tiny_kitti, tmp_path):
     split = split_folder(tmp_path, f"{DRIVE} 1 l\n")
-    result = runner.invoke(app, args(tmp_path / "no_such_ckpt", "kitti", TINY_KITTI, split, tmp_path))
+    result = runner.invoke(app, args(tmp_path / "no_such_ckpt", "kitti", tiny_kitti, split, tmp_path))
     assert result.exit_code == 1
     assert f"checkpoint folder {tmp_path / 'no_such_ckpt'} does not exist" in result.stderr
     assert "Traceback" not in result.output
 
 
-def test_released_name_is_not_downloaded_without_asking(tmp_path, monkeypatch):
+def test_released_name_is_not_downloaded_without_asking(tiny_kitti, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     split = split_folder(tmp_path, f"{DRIVE} 1 l\n")
-    result = runner.invoke(app, args("K_Dynamo-Depth", "kitti", TINY_KITTI, split, tmp_path))
+    result = runner.invoke(app, args("K_Dynamo-Depth", "kitti", tiny_kitti, split, tmp_path))
     assert result.exit_code == 1
     assert "pass --yes to download it" in result.stderr
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.sample_data
 def test_data_without_depth_files(checkpoints, tmp_path):
     """The images are there, the lidar folder is not: the first missing file is named, with a count."""
     data = tmp_path / "waymo"
@@ -96,25 +98,25 @@ def test_data_without_depth_files(checkpoints, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_empty_split(checkpoints, tmp_path):
+def test_empty_split(tiny_kitti, checkpoints, tmp_path):
     split = split_folder(tmp_path, "\n")
-    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", TINY_KITTI, split, tmp_path))
+    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", tiny_kitti, split, tmp_path))
     assert result.exit_code == 1
     assert "test_files.txt lists no frames" in result.stderr
 
 
-def test_cuda_asked_for_without_one(checkpoints, tmp_path, monkeypatch):
+def test_cuda_asked_for_without_one(tiny_kitti, checkpoints, tmp_path, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     split = split_folder(tmp_path, f"{DRIVE} 1 l\n")
-    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", TINY_KITTI, split, tmp_path)[:-2] + ["--device", "cuda"])
+    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", tiny_kitti, split, tmp_path)[:-2] + ["--device", "cuda"])
     assert result.exit_code == 1
     assert "--device cuda was asked for but no CUDA device is visible" in result.stderr
 
 
-def test_height_not_multiple_of_32(checkpoints, tmp_path):
+def test_height_not_multiple_of_32(tiny_kitti, checkpoints, tmp_path):
     split = split_folder(tmp_path, f"{DRIVE} 1 l\n")
-    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", TINY_KITTI, split, tmp_path, "--height", "100"))
+    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", tiny_kitti, split, tmp_path, "--height", "100"))
     assert result.exit_code == 1
     assert "--height must be a positive multiple of 32, got 100" in result.stderr

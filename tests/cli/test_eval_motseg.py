@@ -13,7 +13,7 @@ from dynamo_core.config import ModelConfig
 from dynamo_core.model import DynamoModel
 from dynamo_core.training.checkpoint import save_weights
 
-from cli_helpers import SEGMENT, TINY_KITTI, TINY_WAYMO, runner
+from cli_helpers import SEGMENT, TINY_WAYMO, runner
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,7 @@ def args(checkpoint, dataset, data_path, split, tmp_path, *extra) -> list[str]:
             "--eval-dir", str(tmp_path / "outputs"), "--num-workers", "0", *extra]
 
 
+@pytest.mark.sample_data
 def test_waymo_end_to_end(checkpoint, tmp_path):
     split = split_folder(tmp_path, {"test_files.txt": f"{SEGMENT} 1\n", "test_mask_files.txt": f"{SEGMENT} 1\n"})
     result = runner.invoke(app, args(checkpoint, "waymo", TINY_WAYMO, split, tmp_path, "--json"))
@@ -60,6 +61,7 @@ def test_waymo_end_to_end(checkpoint, tmp_path):
         assert f"  {name:<24}{count:>12}" in report
 
 
+@pytest.mark.sample_data
 def test_split_without_motion_labels(checkpoint, tmp_path):
     split = split_folder(tmp_path, {"test_files.txt": f"{SEGMENT} 1\n"})
     result = runner.invoke(app, args(checkpoint, "waymo", TINY_WAYMO, split, tmp_path))
@@ -68,14 +70,15 @@ def test_split_without_motion_labels(checkpoint, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_kitti_has_no_motion_labels(checkpoint, tmp_path):
+def test_kitti_has_no_motion_labels(tiny_kitti, checkpoint, tmp_path):
     drive = "2011_09_26/2011_09_26_drive_0001_sync"
     split = split_folder(tmp_path, {"test_files.txt": f"{drive} 1 l\n", "test_mask_files.txt": f"{drive} 1 l\n"})
-    result = runner.invoke(app, args(checkpoint, "kitti", TINY_KITTI, split, tmp_path))
+    result = runner.invoke(app, args(checkpoint, "kitti", tiny_kitti, split, tmp_path))
     assert result.exit_code == 1
     assert "the kitti dataset in this split has no motion labels" in result.stderr
 
 
+@pytest.mark.sample_data
 def test_empty_mask_split(checkpoint, tmp_path):
     split = split_folder(tmp_path, {"test_mask_files.txt": "\n\n"})
     result = runner.invoke(app, args(checkpoint, "waymo", TINY_WAYMO, split, tmp_path))
@@ -83,6 +86,7 @@ def test_empty_mask_split(checkpoint, tmp_path):
     assert "test_mask_files.txt lists no frames" in result.stderr
 
 
+@pytest.mark.sample_data
 def test_missing_checkpoint(tmp_path):
     split = split_folder(tmp_path, {"test_mask_files.txt": f"{SEGMENT} 1\n"})
     result = runner.invoke(app, args(tmp_path / "gone", "waymo", TINY_WAYMO, split, tmp_path))

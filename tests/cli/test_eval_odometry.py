@@ -17,7 +17,7 @@ from dynamo_core.model import DynamoModel
 from dynamo_core.synthetic import generate_dataset
 from dynamo_core.training.checkpoint import save_weights
 
-from cli_helpers import TINY_KITTI, TINY_WAYMO, runner
+from cli_helpers import TINY_WAYMO, runner
 
 HEIGHT, WIDTH, FRAMES = 64, 192, 8
 SEGMENT = "test/seq-0001"
@@ -84,6 +84,7 @@ def test_ground_truth_motion_scores_zero(monkeypatch, checkpoint, scenes, tmp_pa
     assert document["ate"]["max"] < 1e-9 and document["tracks"] == 4
 
 
+@pytest.mark.sample_data
 def test_segment_without_odometry_file(checkpoint, tmp_path):
     split = tmp_path / "split"
     split.mkdir()
@@ -96,11 +97,11 @@ def test_segment_without_odometry_file(checkpoint, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_kitti_has_no_poses(checkpoint, tmp_path):
+def test_kitti_has_no_poses(tiny_kitti, checkpoint, tmp_path):
     split = tmp_path / "split"
     split.mkdir()
     (split / "test_files.txt").write_text("2011_09_26/2011_09_26_drive_0001_sync 1 l\n")
-    result = runner.invoke(app, args(checkpoint, "kitti", TINY_KITTI, tmp_path, "--split", str(split)))
+    result = runner.invoke(app, args(checkpoint, "kitti", tiny_kitti, tmp_path, "--split", str(split)))
     assert result.exit_code == 1
     assert "KITTI's processed layout does not" in result.stderr
 

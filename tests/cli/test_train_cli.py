@@ -9,26 +9,27 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import SHARED
+from conftest import KITTI_DRIVE as DRIVE
 from dynamo_cli.main import app
 from dynamo_core.config import ModelConfig
 from dynamo_core.model import DynamoModel
 from dynamo_core.training.checkpoint import inspect_checkpoint, load_weights
 
 runner = CliRunner()
-TINY_KITTI = SHARED / "data" / "tiny_kitti"
-DRIVE = "2011_09_26/2011_09_26_drive_0001_sync"
 
 
 @pytest.fixture
-def split(tmp_path):
+def split(tmp_path, tiny_kitti):
+    """A split of the generated tiny drive, which is linked beside it as `kitti_data`."""
+    (tmp_path / "kitti_data").symlink_to(tiny_kitti, target_is_directory=True)
     folder = tmp_path / "split"
     folder.mkdir()
     (folder / "train_files.txt").write_text(f"{DRIVE} 1 l\n{DRIVE} 1 r\n")
     return folder
 
 
-def train_args(tmp_path, split, data_path=TINY_KITTI, *extra):
+def train_args(tmp_path, split, data_path=None, *extra):
+    data_path = split.parent / "kitti_data" if data_path is None else data_path
     return [
         "train", "-d", "kitti", "--data-path", str(data_path), "--split", str(split),
         "--epoch-schedule", "1", "1", "1", "1", "--epoch-size", "2", "-b", "1",
@@ -78,11 +79,13 @@ def test_unknown_keep_checkpoints(tmp_path, split):
     assert not (tmp_path / "logs").exists()
 
 
-def test_precision_is_recorded_in_the_config(tmp_path, split):
-    result = runner.invoke(app, train_args(tmp_path, split) + ["--precision", "fp32", "--max-steps", "1"])
+@pytest.mark.parametrize(("options", "expected"), [([], "fp32"), (["--precision", "bf16"], "bf16")])
+def test_precision_is_recorded_in_the_config(tmp_path, split, options, expected):
+    """float32 unless asked otherwise."""
+    result = runner.invoke(app, train_args(tmp_path, split) + [*options, "--max-steps", "1"])
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "logs" / "dynamo" / "config.json").read_text())
-    assert config["train"]["precision"] == "fp32"
+    assert config["train"]["precision"] == expected
 
 
 def test_wrong_data_path(tmp_path, split):
@@ -100,7 +103,7 @@ def test_empty_split_file(tmp_path, split):
 
 def test_missing_frame_listed(tmp_path, split):
     data = tmp_path / "kitti"
-    shutil.copytree(TINY_KITTI, data)
+    shutil.copytree(tmp_path / "kitti_data", data)
     (data / DRIVE / "image_02" / "rgb" / "downsample" / "0000000000.jpg").unlink()
     result = runner.invoke(app, train_args(tmp_path, split, data))
     assert result.exit_code == 1
@@ -110,7 +113,7 @@ def test_missing_frame_listed(tmp_path, split):
 
 def test_corrupt_jpeg_named(tmp_path, split):
     data = tmp_path / "kitti"
-    shutil.copytree(TINY_KITTI, data)
+    shutil.copytree(tmp_path / "kitti_data", data)
     bad = data / DRIVE / "image_03" / "rgb" / "downsample" / "0000000001.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     result = runner.invoke(app, train_args(tmp_path, split, data))
@@ -121,7 +124,7 @@ def test_corrupt_jpeg_named(tmp_path, split):
 
 def test_corrupt_jpeg_named_from_a_worker_process(tmp_path, split):
     data = tmp_path / "kitti"
-    shutil.copytree(TINY_KITTI, data)
+    shutil.copytree(tmp_path / "kitti_data", data)
     bad = data / DRIVE / "image_03" / "rgb" / "downsample" / "0000000001.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     args = train_args(tmp_path, split, data)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 from PIL import Image
 
 from dynamo_cli.main import app
 
-from cli_helpers import DRIVE, SEGMENT, TINY_KITTI, TINY_WAYMO, checkpoints, runner  # noqa: F401  (fixture)
+from cli_helpers import DRIVE, SEGMENT, TINY_WAYMO, checkpoints, runner  # noqa: F401  (fixture)
 
 
 def args(checkpoint, dataset, data_path, tmp_path, *extra) -> list[str]:
@@ -19,11 +20,11 @@ def args(checkpoint, dataset, data_path, tmp_path, *extra) -> list[str]:
             "--eval-dir", str(tmp_path / "outputs"), "--num-workers", "0", *extra]
 
 
-def test_kitti_test_segments(checkpoints, tmp_path):
+def test_kitti_test_segments(tiny_kitti, checkpoints, tmp_path):
     split = tmp_path / "split"
     split.mkdir()
     (split / "test_files.txt").write_text(f"{DRIVE} 1 l\n{DRIVE} 1 r\n")
-    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", TINY_KITTI, tmp_path, "--split", str(split)))
+    result = runner.invoke(app, args(checkpoints["kitti"], "kitti", tiny_kitti, tmp_path, "--split", str(split)))
     assert result.exit_code == 0, result.output
     folder = tmp_path / "outputs" / "scratch_kitti_kitti" / "visualize"
     video = folder / "2011_09_26_drive_0001_sync.mp4"
@@ -34,6 +35,7 @@ def test_kitti_test_segments(checkpoints, tmp_path):
     assert "2011_09_26_drive_0001_sync.mp4" in result.stdout and str(folder) in result.stdout
 
 
+@pytest.mark.sample_data
 def test_waymo_chosen_frame_with_every_panel(checkpoints, tmp_path):
     panels = "image,disp,ego_flow,ind_flow,mask,complete_flow,total_flow"
     result = runner.invoke(app, args(checkpoints["waymo"], "waymo", TINY_WAYMO, tmp_path, "--frames", f"{SEGMENT} 1",
@@ -51,12 +53,14 @@ def test_waymo_chosen_frame_with_every_panel(checkpoints, tmp_path):
     assert Path(video["video"]).is_file()
 
 
+@pytest.mark.sample_data
 def test_frame_without_neighbours(checkpoints, tmp_path):
     result = runner.invoke(app, args(checkpoints["waymo"], "waymo", TINY_WAYMO, tmp_path, "--frames", f"{SEGMENT} 2"))
     assert result.exit_code == 1
     assert "frames 1 and 3 must both exist" in result.stderr
 
 
+@pytest.mark.sample_data
 def test_unknown_panel(checkpoints, tmp_path):
     result = runner.invoke(app, args(checkpoints["waymo"], "waymo", TINY_WAYMO, tmp_path, "--frames", f"{SEGMENT} 1",
                                      "--panels", "image,depth"))
@@ -64,6 +68,7 @@ def test_unknown_panel(checkpoints, tmp_path):
     assert "--panels takes names from image, disp, ego_flow" in result.stderr
 
 
+@pytest.mark.sample_data
 def test_missing_checkpoint(tmp_path):
     result = runner.invoke(app, args(tmp_path / "gone", "waymo", TINY_WAYMO, tmp_path, "--frames", f"{SEGMENT} 1"))
     assert result.exit_code == 1
@@ -71,6 +76,7 @@ def test_missing_checkpoint(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.sample_data
 def test_empty_split(checkpoints, tmp_path):
     split = tmp_path / "split"
     split.mkdir()

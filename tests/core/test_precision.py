@@ -8,6 +8,12 @@ from dynamo_core import losses, runtime
 from dynamo_core.errors import ConfigError
 
 
+def test_training_defaults_to_fp32():
+    from dynamo_core.config import TrainConfig
+
+    assert TrainConfig().precision == "fp32"
+
+
 def test_fp32_and_bf16_resolve_as_asked():
     assert runtime.resolve_precision("fp32", "cpu") is None
     assert runtime.resolve_precision("bf16", "cpu") is torch.bfloat16
@@ -46,14 +52,23 @@ def _objective(fixture, model, phase_name, dtype):
 
 @pytest.mark.parametrize("phase_name", list(losses.PHASES))
 def test_bf16_keeps_the_objective_and_its_gradient(parity_fixture, filled_model, phase_name):
-    """The same weights and batch give nearly the same loss and the same descent direction.
+    """The same weights and batch give nearly the same loss; outside motion_init, the same descent direction.
 
-    Measured on both fixtures: totals within 0.06%; gradient cosine 0.98-0.997, except motion_init
-    (0.82-0.84), whose gradient reaches the motion networks through many bfloat16 layers.
+    bfloat16 keeps 8 bits of mantissa: each network output is rounded by at most 0.4%, and the
+    objective averages over every pixel, so the loss moves by well under 0.2% (measured: at most
+    0.07%). The gradient direction has no such bound: it is back-propagated through every bfloat16
+    layer. Measured cosines with the float32 gradient: 0.98-0.997 in disp_init, mask_init and
+    fine_tune (reference fixtures; 0.993 for Lite-Mono disp_init on the small one). In motion_init,
+    whose gradient reaches the motion networks through the most bfloat16 layers, 0.82-0.84 on the
+    reference fixtures, 0.59 for Lite-Mono at seed 7, 128x416, batch 3, and on the small fixtures
+    0.37 (monodepthv2) and 0.007 (Lite-Mono): no better than noise. So motion_init asks only for
+    a finite gradient; training there should use fp32, the default.
     """
     reference, reference_grads = _objective(parity_fixture, filled_model, phase_name, None)
     mixed, mixed_grads = _objective(parity_fixture, filled_model, phase_name, torch.bfloat16)
     assert mixed["loss"] == pytest.approx(reference["loss"], rel=2e-3)
     assert mixed["loss_term/p_photo"] == pytest.approx(reference["loss_term/p_photo"], rel=2e-3)
-    cosine = torch.nn.functional.cosine_similarity(mixed_grads, reference_grads, dim=0)
-    assert cosine > (0.75 if phase_name == "motion_init" else 0.95), cosine
+    assert torch.isfinite(mixed_grads).all() and mixed_grads.abs().sum() > 0
+    if phase_name != "motion_init":
+        cosine = torch.nn.functional.cosine_similarity(mixed_grads, reference_grads, dim=0)
+        assert cosine > 0.95, cosine

@@ -157,9 +157,9 @@ def test_flip_is_consistent_across_frames_depth_and_masks(tmp_path):
     assert (f_cols < width).all() and (f_cols > width - 1).any()  # column 0 stays inside the image
 
 
-def test_flip_mirrors_kitti_pixel_columns():
+def test_flip_mirrors_kitti_pixel_columns(tiny_kitti):
     line = "2011_09_26/2011_09_26_drive_0001_sync 1 l"
-    data = SHARED / "data" / "tiny_kitti"
+    data = tiny_kitti
     dataset = build_dataset("kitti", data, [line], frame_ids=[0], is_train=True, load_depth=True)
     plain = build_dataset("kitti", data, [line], frame_ids=[0], load_depth=True)[0]
     _epoch_where(dataset, 0, flip=True)

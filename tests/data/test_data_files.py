@@ -74,9 +74,9 @@ def test_corrupt_pickle_names_the_file(tmp_path):
         read_safe_pickle(path)
 
 
-def test_missing_frame_names_the_file():
+def test_missing_frame_names_the_file(tiny_kitti):
     # The tiny KITTI drive has frames 0..2 only; frame 3 is asked for by the +1 neighbour of 2.
-    dataset = build_dataset("kitti", SHARED / "data" / "tiny_kitti", [KITTI_LINE.replace(" 1 ", " 2 ")])
+    dataset = build_dataset("kitti", tiny_kitti, [KITTI_LINE.replace(" 1 ", " 2 ")])
     with pytest.raises(DataError, match=r"0000000003\.jpg is missing"):
         dataset[0]
 

@@ -131,8 +131,8 @@ def test_intrinsics_are_scaled_to_each_level(tmp_path):
         assert np.allclose((K @ inv_K).numpy(), np.eye(4), atol=1e-5)
 
 
-def test_kitti_layout_rules():
-    data = SHARED / "data" / "tiny_kitti"
+def test_kitti_layout_rules(tiny_kitti):
+    data = tiny_kitti
     line = "2011_09_26/2011_09_26_drive_0001_sync 1 r"
     with pytest.raises(ConfigError, match="no motion masks"):
         build_dataset("kitti", data, [line], load_mask=True)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import SHARED
+from conftest import write_split_lists
 from data_scenes import write_scene
 from dynamo_core.data import build_dataset, read_split, read_split_file, resolve_split, validate_items
 from dynamo_core.errors import DataError
@@ -21,7 +21,7 @@ def test_split_by_name_reads_the_project_splits_folder(tmp_path):
 
 
 def test_split_by_folder_path_reads_any_folder(tmp_path):
-    folder = SHARED / "splits" / "eigen_zhou"
+    folder = write_split_lists(tmp_path / "lists") / "eigen_zhou"
     resolved = resolve_split(str(folder), tmp_path)
     assert resolved == folder
     lines = read_split(resolved, "test")

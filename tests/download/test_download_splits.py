@@ -1,27 +1,39 @@
 """Split lists: fetched per split from a configurable base URL, checked, and installed all or nothing."""
 
+from pathlib import Path
+
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, write_split_lists
 from dynamo_core.download import SPLIT_FILES, SPLITS_URL_ENV, DownloadError, download_split, download_splits
 from dynamo_core.download.catalog import splits_base_url
 from dynamo_core.errors import ConfigError
 from download_support import Route, server, snapshot  # noqa: F401 (fixture)
 
-SHARED_SPLITS = SHARED / "splits"
+PUBLISHED_SPLITS = SHARED / "splits"  # the real lists, in the sample data
+SPLITS = Path()  # the lists these tests publish, set by the fixture below
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _split_lists(tmp_path_factory):
+    """The real lists where the sample data are present (the largest is 1.8 MB), else generated ones
+    in the same format."""
+    global SPLITS
+    SPLITS = PUBLISHED_SPLITS if PUBLISHED_SPLITS.is_dir() else write_split_lists(tmp_path_factory.mktemp("published"))
 
 
 def publish(server, names=tuple(SPLIT_FILES)) -> str:
-    """Serve the real split lists from the shared folder at <base>/<name>/<file>; return the base URL."""
+    """Serve the split lists at <base>/<name>/<file>; return the base URL."""
     for name in names:
-        for path in sorted((SHARED_SPLITS / name).glob("*.txt")):
+        for path in sorted((SPLITS / name).glob("*.txt")):
             server.routes[f"/splits/{name}/{path.name}"] = Route(path.read_bytes())
     return server.url("/splits")
 
 
+@pytest.mark.sample_data
 def test_catalog_lists_exactly_the_published_files():
     for name, files in SPLIT_FILES.items():
-        assert sorted(files) == sorted(p.name for p in (SHARED_SPLITS / name).glob("*.txt"))
+        assert sorted(files) == sorted(p.name for p in (PUBLISHED_SPLITS / name).glob("*.txt"))
 
 
 def test_every_split_arrives_byte_for_byte(server, tmp_path):
@@ -30,7 +42,7 @@ def test_every_split_arrives_byte_for_byte(server, tmp_path):
     assert [r.name for r in results] == list(SPLIT_FILES) and all(r.status == "downloaded" for r in results)
     for name, files in SPLIT_FILES.items():
         for file_name in files:
-            assert (tmp_path / "splits" / name / file_name).read_bytes() == (SHARED_SPLITS / name / file_name).read_bytes()
+            assert (tmp_path / "splits" / name / file_name).read_bytes() == (SPLITS / name / file_name).read_bytes()
     assert snapshot(tmp_path / "splits") == sorted([*SPLIT_FILES, *(f"{n}/{f}" for n, fs in SPLIT_FILES.items() for f in fs)])
 
 
@@ -108,7 +120,7 @@ def test_existing_files_are_kept_unless_forced(server, tmp_path):
     assert len(server.requests) == 1
 
     download_split("eigen_zhou", tmp_path, base_url=base, force=True)
-    assert (folder / "train_files.txt").read_bytes() == (SHARED_SPLITS / "eigen_zhou" / "train_files.txt").read_bytes()
+    assert (folder / "train_files.txt").read_bytes() == (SPLITS / "eigen_zhou" / "train_files.txt").read_bytes()
     assert snapshot(folder) == ["test_files.txt", "train_files.txt"]
 
 

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from conftest import FIXTURES, load_fixture
 from dynamo_core.errors import DataError
 from dynamo_core.evaluation import (
     DEPTH_EVAL_DEFAULTS,
@@ -21,8 +20,8 @@ RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def metrics_fixture() -> dict:
-    return load_fixture(FIXTURES / "metrics.pt")
+def metrics_fixture(metrics_file) -> dict:
+    return metrics_file
 
 
 def _score_fixture_case(case: dict):

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, load_fixture
 from dynamo_core.errors import DataError
 from dynamo_core.evaluation import (
     MotionSegAccumulator,
@@ -17,8 +16,8 @@ RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def motseg_fixture() -> dict:
-    return load_fixture(FIXTURES / "metrics.pt")["motseg"]
+def motseg_fixture(metrics_file) -> dict:
+    return metrics_file["motseg"]
 
 
 def test_parity_precision_recall_f1_every_threshold(motseg_fixture):

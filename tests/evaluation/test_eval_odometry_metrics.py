@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, load_fixture
 from dynamo_core.errors import DataError
 from dynamo_core.evaluation import (
     compute_ate,
@@ -20,8 +19,8 @@ RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def odometry_fixture() -> dict:
-    return load_fixture(FIXTURES / "metrics.pt")["odometry"]
+def odometry_fixture(metrics_file) -> dict:
+    return metrics_file["odometry"]
 
 
 def test_parity_ate_and_speed_per_track(odometry_fixture):

@@ -1,4 +1,4 @@
-"""Build a small raw KITTI release from the `prepare_kitti.pt` fixture and the shared frames."""
+"""Build a small raw KITTI release from the `prepare_kitti.pt` fixture and the sample frames."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import FIXTURES, SHARED, load_fixture
+from conftest import REFERENCE, SHARED, load_fixture
 
 CAMERAS = ("image_02", "image_03")
 CALIBRATION_FILES = ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt", "calib_imu_to_velo.txt")
 
 
 def kitti_fixture() -> dict:
-    return load_fixture(FIXTURES / "prepare_kitti.pt")
+    return load_fixture(REFERENCE / "prepare_kitti.pt")
 
 
 def source_drive(fixture: dict) -> Path:

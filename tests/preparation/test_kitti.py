@@ -43,6 +43,7 @@ def assert_clean_failure(result, *names: str) -> None:
 # --------------------------------------------------------------------------- parity
 
 
+@pytest.mark.sample_data
 def test_parity_depth_points_match_reference(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=1)
     out = tmp_path / "out"
@@ -56,6 +57,7 @@ def test_parity_depth_points_match_reference(tmp_path, fixture):
         np.testing.assert_array_equal(points, expected)
 
 
+@pytest.mark.sample_data
 def test_parity_downsampled_frames_match_released(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture)
     out = tmp_path / "out"
@@ -114,6 +116,7 @@ def test_row_wrap_quirk_of_released_data():
 # --------------------------------------------------------------------------- layout and reruns
 
 
+@pytest.mark.sample_data
 def test_layout_links_and_calibration(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=2)
     out = tmp_path / "out"
@@ -130,6 +133,7 @@ def test_layout_links_and_calibration(tmp_path, fixture):
                 assert (image.format, image.size) == ("JPEG", (640, 192))
 
 
+@pytest.mark.sample_data
 def test_copy_writes_real_files(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=1)
     out = tmp_path / "out"
@@ -139,6 +143,7 @@ def test_copy_writes_real_files(tmp_path, fixture):
     assert original.read_bytes() == (drive / "image_03" / "data" / "0000000000.png").read_bytes()
 
 
+@pytest.mark.sample_data
 def test_interrupted_run_finishes_like_a_clean_run(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture)
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
@@ -164,6 +169,7 @@ def test_interrupted_run_finishes_like_a_clean_run(tmp_path, fixture):
     assert again["files_written"] == 0 and again["files_skipped"] == rerun["files_written"] + rerun["files_skipped"]
 
 
+@pytest.mark.sample_data
 def test_two_workers_write_the_same_files(tmp_path, fixture):
     raw, _ = build_raw_kitti(tmp_path / "raw", fixture)
     one, two = tmp_path / "one", tmp_path / "two"
@@ -173,6 +179,7 @@ def test_two_workers_write_the_same_files(tmp_path, fixture):
     assert tree(one) == tree(two)
 
 
+@pytest.mark.sample_data
 def test_frame_without_scan_is_reported_not_fatal(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=3)
     missing = drive / "velodyne_points" / "data" / "0000000001.bin"
@@ -205,6 +212,7 @@ def test_no_drives(tmp_path):
     assert_clean_failure(prepare(tmp_path / "raw", tmp_path / "out"), str(tmp_path / "raw"), "no drives")
 
 
+@pytest.mark.sample_data
 def test_missing_calibration(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=1)
     calib = drive.parent / "calib_velo_to_cam.txt"
@@ -212,6 +220,7 @@ def test_missing_calibration(tmp_path, fixture):
     assert_clean_failure(prepare(raw, tmp_path / "out"), str(calib))
 
 
+@pytest.mark.sample_data
 def test_calibration_without_projection(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=1)
     calib = drive.parent / "calib_cam_to_cam.txt"
@@ -219,6 +228,7 @@ def test_calibration_without_projection(tmp_path, fixture):
     assert_clean_failure(prepare(raw, tmp_path / "out"), str(calib), "P_rect_03")
 
 
+@pytest.mark.sample_data
 def test_truncated_scan(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=1)
     scan = drive / "velodyne_points" / "data" / "0000000000.bin"
@@ -227,6 +237,7 @@ def test_truncated_scan(tmp_path, fixture):
     assert not list((tmp_path / "out").rglob("*.partial"))
 
 
+@pytest.mark.sample_data
 def test_unreadable_image(tmp_path, fixture):
     raw, drive = build_raw_kitti(tmp_path / "raw", fixture, frames=1)
     image = drive / "image_02" / "data" / "0000000000.png"

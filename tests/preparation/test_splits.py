@@ -45,6 +45,7 @@ def assert_clean_failure(result, *texts: str) -> None:
         assert text in result.stderr
 
 
+@pytest.mark.sample_data
 @pytest.mark.parametrize("dataset", ["tiny_waymo", "tiny_nuscenes"])
 def test_generic_layout_lists_frames_with_both_neighbours(tmp_path, dataset):
     data = SHARED / "data" / dataset
@@ -73,8 +74,8 @@ def test_generic_layout_lists_frames_with_both_neighbours(tmp_path, dataset):
     assert len(test_seqs) == max(1, round(0.2 * len(sequences)))
 
 
-def test_kitti_layout_lists_both_cameras_with_sides(tmp_path):
-    data = SHARED / "data" / "tiny_kitti"
+def test_kitti_layout_lists_both_cameras_with_sides(tiny_kitti, tmp_path):
+    data = tiny_kitti
     result = make_splits(data, tmp_path)
     assert result.exit_code == 0, result.output
     train = read_lines(tmp_path / "train_files.txt")
@@ -88,8 +89,8 @@ def test_kitti_layout_lists_both_cameras_with_sides(tmp_path):
     assert (tmp_path / "test_files.txt").read_text() == ""
 
 
-def test_kitti_single_camera(tmp_path):
-    result = make_splits(SHARED / "data" / "tiny_kitti", tmp_path, "--cam", "image_03")
+def test_kitti_single_camera(tiny_kitti, tmp_path):
+    result = make_splits(tiny_kitti, tmp_path, "--cam", "image_03")
     assert result.exit_code == 0, result.output
     assert {w[2] for w in read_lines(tmp_path / "train_files.txt")} == {"r"}
 
@@ -153,10 +154,12 @@ def test_several_cameras_need_cam(tmp_path):
     assert_clean_failure(make_splits(tmp_path / "data", tmp_path / "out"), "--cam")
 
 
+@pytest.mark.sample_data
 def test_unknown_camera(tmp_path):
     assert_clean_failure(make_splits(SHARED / "data" / "tiny_waymo", tmp_path, "--cam", "BACK"), "--cam BACK", "FRONT")
 
 
+@pytest.mark.sample_data
 @pytest.mark.parametrize("fraction", ["-0.1", "1.5"])
 def test_bad_test_fraction(tmp_path, fraction):
     result = make_splits(SHARED / "data" / "tiny_waymo", tmp_path, "--test-fraction", fraction)

@@ -36,6 +36,7 @@ def test_same_seed_gives_byte_identical_files_with_any_number_of_workers(tmp_pat
     assert c[image] != a[image]
 
 
+@pytest.mark.sample_data
 def test_layout_and_formats_follow_the_waymo_files(small_dataset):
     waymo_cam = json.loads((WAYMO_FRONT / "rgb" / "cam.json").read_text())
     waymo_depth = np.load(WAYMO_FRONT / "depth" / "000001.npy")

@@ -22,7 +22,7 @@ from dynamo_core.model import MODULE_NAMES
 from dynamo_core.training.distributed import ddp_wrapper, never_used, trainable_names
 from dynamo_core.training.state import latest_checkpoint
 from dynamo_core.training.trainer import Trainer
-from train_helpers import DRIVE, TINY_KITTI, kitti_split  # noqa: F401  (fixture)
+from train_helpers import DRIVE, kitti_split  # noqa: F401  (fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from train_step import frames  # noqa: E402
@@ -99,7 +99,7 @@ def test_unused_parameters_are_excluded_per_phase():
     assert not fine_tune & unused
 
 
-def test_cli_hands_the_launcher_its_arguments(tmp_path, kitti_split, monkeypatch):
+def test_cli_hands_the_launcher_its_arguments(tmp_path, kitti_split, tiny_kitti, monkeypatch):
     import torch.distributed.run as torchrun
 
     seen = {}
@@ -109,7 +109,7 @@ def test_cli_hands_the_launcher_its_arguments(tmp_path, kitti_split, monkeypatch
 
     monkeypatch.setattr(torchrun, "run", fake_run)
     result = runner.invoke(app, [
-        "train", "-d", "kitti", "--data-path", str(TINY_KITTI), "--split", str(kitti_split), "--height", "64", "--width", "192",
+        "train", "-d", "kitti", "--data-path", str(tiny_kitti), "--split", str(kitti_split), "--height", "64", "--width", "192",
         "--weights-init", "scratch", "--log-dir", str(tmp_path / "logs"), "-n", "multi", "--device", "cpu",
         "--gpus", "4", "--nnodes", "2", "--node-rank", "1", "--master-addr", "10.0.0.5", "--master-port", "29999", "--resume",
     ])
@@ -125,7 +125,7 @@ def test_cli_hands_the_launcher_its_arguments(tmp_path, kitti_split, monkeypatch
     assert (config.model.height, config.data.split, config.train.device) == (64, str(kitti_split), "cpu")
 
     result = runner.invoke(app, [
-        "train", "-d", "kitti", "--data-path", str(TINY_KITTI), "--split", str(kitti_split), "--height", "64", "--width", "192",
+        "train", "-d", "kitti", "--data-path", str(tiny_kitti), "--split", str(kitti_split), "--height", "64", "--width", "192",
         "--weights-init", "scratch", "--log-dir", str(tmp_path / "logs"), "--device", "cpu", "--gpus", "2",
     ])
     assert result.exit_code == 0
@@ -133,9 +133,9 @@ def test_cli_hands_the_launcher_its_arguments(tmp_path, kitti_split, monkeypatch
 
 
 @pytest.mark.slow
-def test_two_cpu_workers_train_every_phase_save_once_and_resume(tmp_path, kitti_split):
+def test_two_cpu_workers_train_every_phase_save_once_and_resume(tmp_path, kitti_split, tiny_kitti):
     args = [
-        "train", "-d", "kitti", "--data-path", str(TINY_KITTI), "--split", str(kitti_split), "--height", "64", "--width", "192",
+        "train", "-d", "kitti", "--data-path", str(tiny_kitti), "--split", str(kitti_split), "--height", "64", "--width", "192",
         "--depth-model", "monodepthv2", "--weights-init", "scratch", "--epoch-schedule", "1", "1", "1", "1",
         "--epoch-size", "1", "-b", "1", "--log-dir", str(tmp_path / "logs"), "--num-workers", "0", "--device", "cpu", "--gpus", "2",
     ]
@@ -151,9 +151,9 @@ def test_two_cpu_workers_train_every_phase_save_once_and_resume(tmp_path, kitti_
 
 
 @pytest.mark.slow
-def test_a_failing_worker_stops_the_job_with_its_message(tmp_path, kitti_split):
+def test_a_failing_worker_stops_the_job_with_its_message(tmp_path, kitti_split, tiny_kitti):
     data = tmp_path / "kitti"
-    shutil.copytree(TINY_KITTI, data)
+    shutil.copytree(tiny_kitti, data)
     (data / DRIVE / "image_02" / "rgb" / "downsample" / "0000000001.jpg").write_bytes(b"broken")
     result = runner.invoke(app, [
         "train", "-d", "kitti", "--data-path", str(data), "--split", str(kitti_split), "--height", "64", "--width", "192",
