@@ -399,10 +399,10 @@ def render_teaser(settings: DemoSettings, checkpoints: dict[str, Path]) -> Path 
     the image with the true moving pixels outlined, both disparities, the mask, the independent flow
     and the true disparity."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from .evaluation.inference import prepare, to_device
+    from .evaluation.plots import save_png
     from .evaluation.visualize_runner import predict_panel_maps
     from .visualize import flow_to_rgb
 
@@ -447,11 +447,7 @@ def render_teaser(settings: DemoSettings, checkpoints: dict[str, Path]) -> Path 
         axes.axis("off")
     figure.suptitle(f"{line}: a vehicle at the camera's own speed", fontsize=10)
     figure.tight_layout()
-    path = settings.out / "figures" / "baseline_vs_dynamo.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(path)
-    return path
+    return save_png(figure, settings.out / "figures" / "baseline_vs_dynamo.png")
 
 
 def read_curves(settings: DemoSettings) -> dict[str, list[dict]]:
@@ -471,8 +467,9 @@ def read_curves(settings: DemoSettings) -> dict[str, list[dict]]:
 def plot_curves(settings: DemoSettings, curves: dict[str, list[dict]]) -> Path | None:
     """Learning curves as one PNG: depth error overall and on moving objects for both models, and the mask's
     F1, AP, mean value on moving and other pixels, and the moving pixels the sparsity term labels static."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from .evaluation.plots import save_png
 
     if not curves["dynamo"]:
         return None
@@ -504,11 +501,7 @@ def plot_curves(settings: DemoSettings, curves: dict[str, list[dict]]) -> Path |
         axes.tick_params(labelsize=7)
         axes.legend(fontsize=7)
     figure.tight_layout()
-    path = settings.out / "figures" / "learning_curves.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(path)
-    return path
+    return save_png(figure, settings.out / "figures" / "learning_curves.png")
 
 
 def summary_rows(metrics: dict) -> list[tuple[str, str, str]]:

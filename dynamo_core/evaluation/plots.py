@@ -46,6 +46,13 @@ def _save_atomic(figure: Figure, path: Path, fmt: str) -> None:
         raise
 
 
+def save_png(figure: Figure, path: str | os.PathLike) -> Path:
+    """One figure as a PNG only, written atomically."""
+    target = _output_stem(path).with_suffix(".png")
+    _save_atomic(figure, target, "png")
+    return target
+
+
 def _save_all(figure: Figure, path: str | os.PathLike) -> list[Path]:
     stem = _output_stem(path)
     written = []
