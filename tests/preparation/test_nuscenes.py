@@ -144,8 +144,12 @@ def test_a_bad_scene_fails_alone(tmp_path):
     assert (tmp_path / "out" / "scenes" / "scene-0001" / "FRONT" / ".prepared").is_file()
 
 
-def test_the_loader_unwraps_implausibly_small_released_steps_with_a_warning(caplog, tmp_path):
+def test_the_loader_unwraps_implausibly_small_released_steps_with_a_warning(caplog, tmp_path, monkeypatch):
+    import logging
+
     from dynamo_core.data.nuscenes import unwrap_time_steps
+
+    monkeypatch.setattr(logging.getLogger("dynamo_core"), "propagate", True)  # the CLI may have detached it
 
     path = tmp_path / "ts.json"
     released = [100, 100, 50] * 4
