@@ -189,7 +189,8 @@ def schedule(available: float, step_seconds: dict[str, float], min_steps: int) -
         for name, share in PHASE_SHARES.items()
     )
     total = max(0.0, available) / (per_step * LOOP_OVERHEAD)
-    return {name: max(1, math.ceil(max(min_steps, int(total * PHASE_SHARES[name])) / EPOCHS_PER_PHASE))
+    # Rounded up, so that the plan fills the budget to within one epoch of each phase.
+    return {name: max(1, math.ceil(max(min_steps, total * PHASE_SHARES[name]) / EPOCHS_PER_PHASE))
             for name in PHASE_ORDER}
 
 

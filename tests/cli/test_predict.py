@@ -27,6 +27,7 @@ def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.sample_data
 def test_single_images_folder_and_json(checkpoint, tmp_path):
     out = tmp_path / "out"
     frame = frames_of(TINY_WAYMO)[0]
@@ -126,6 +127,7 @@ def test_nothing_is_overwritten_without_force(checkpoint, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.sample_data
 def test_camera_height_gives_a_scale_per_frame(checkpoint, tmp_path):
     result = predict("-l", checkpoint, frames_of(TINY_KITTI)[0], "--out", tmp_path / "out", "--json", "--device",
                      "cpu", "--camera-height", "1.65")

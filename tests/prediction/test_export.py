@@ -12,6 +12,8 @@ from dynamo_core.prediction.export import ExportError, check_frames, export_onnx
 from dynamo_core.prediction.inputs import read_rgb  # noqa: E402
 from predict_helpers import HEIGHT, TINY_KITTI, WIDTH, checkpoint, frames_of, predictor  # noqa: E402,F401
 
+pytestmark = pytest.mark.sample_data  # built from, or compared with, the released sample frames
+
 
 @pytest.fixture(scope="module")
 def kitti_frames():

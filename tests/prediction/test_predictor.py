@@ -11,6 +11,8 @@ from dynamo_core.geometry import disp_to_depth
 from dynamo_core.prediction.inputs import read_rgb
 from predict_helpers import HEIGHT, TINY_KITTI, TINY_NUSCENES, TINY_WAYMO, WIDTH, checkpoint, frames_of, predictor  # noqa: F401
 
+pytestmark = pytest.mark.sample_data  # built from, or compared with, the released sample frames
+
 
 @pytest.mark.parametrize("folder", [TINY_KITTI, TINY_WAYMO, TINY_NUSCENES], ids=["kitti", "waymo", "nuscenes"])
 def test_depth_equals_the_forward_upsampled_to_the_image(predictor, folder):

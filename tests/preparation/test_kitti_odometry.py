@@ -15,6 +15,8 @@ from dynamo_core.evaluation.odometry_runner import read_global_poses
 from dynamo_core.preparation.kitti import oxts_poses
 from raw_kitti import CAMERAS, build_raw_kitti, kitti_fixture
 
+pytestmark = pytest.mark.sample_data  # built from, or compared with, the released sample frames
+
 runner = CliRunner()
 R = 6378137.0
 LAT0, LON0, ALT = 49.011, 8.422, 112.5

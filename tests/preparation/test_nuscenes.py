@@ -17,6 +17,8 @@ from raw_nuscenes import (
 )
 from raw_waymo import tree
 
+pytestmark = pytest.mark.sample_data  # built from, or compared with, the released sample frames
+
 runner = CliRunner()
 
 

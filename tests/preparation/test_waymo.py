@@ -23,6 +23,8 @@ from raw_waymo import (
     write_segment,
 )
 
+pytestmark = pytest.mark.sample_data  # built from, or compared with, the released sample frames
+
 runner = CliRunner()
 OUT_SEGMENT = Path("val") / SEGMENT / "FRONT"
 
