@@ -137,6 +137,7 @@ def test_camera_height_gives_a_scale_per_frame(checkpoint, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.sample_data
 def test_export_onnx_and_predict_with_it(checkpoint, tmp_path):
     pytest.importorskip("onnxruntime")
     model = tmp_path / "depth.onnx"
