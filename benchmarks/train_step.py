@@ -4,9 +4,15 @@
 
 `--work reference` repeats the work pattern of the reference implementation with this code base,
 for a like-for-like comparison on the same machine: depth for every frame (two results unused),
-gradients through every network whatever the phase trains, the default memory layout and allocator,
-float32 and torch's default (unfused) Adam.
+gradients through every network whatever the phase trains, plain convolutions in the default memory
+layout, the default allocator, float32 and torch's default (unfused) Adam.
 The loss values are the same in both modes when our step runs in float32 (`--precision fp32`).
+
+Each phase also reports its GFLOP (torch.utils.flop_counter, one extra step) and the GFLOP/s it
+achieves, next to `conv_forward`: this machine's rate for a plain 3x3 convolution forward, the
+floor a step can approach. `machine` names the CPU, its flags, the torch version and the threads.
+`peak_rss_mb` is the whole process's: to compare memory, run `--work ours` and `--work reference`
+separately.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
 from dynamo_core.config import ModelConfig, OptimConfig, RunConfig, TrainConfig, DataConfig, default_scales
 from dynamo_core.losses import PHASES
+from dynamo_core.runtime import machine_info
 from dynamo_core.training.trainer import Trainer
 
 SHARED = Path(os.environ.get("DYNAMO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -82,6 +90,35 @@ def frames(height: int, width: int, batch: int) -> dict:
     return item
 
 
+def conv_forward_rate(batch: int, height: int, width: int) -> dict:
+    """This machine's convolution speed, the floor a step is compared against: GFLOP/s of a 64->64 3x3
+    convolution forward at (batch, 64, height/2, width/2), in the faster of the two memory layouts."""
+    x = torch.randn(batch, 64, height // 2, width // 2)
+    weight = torch.randn(64, 64, 3, 3)
+    gflop = 2 * x.numel() * 64 * 9 / 1e9
+    rates = {}
+    for name, layout in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        xs, ws = x.contiguous(memory_format=layout), weight.contiguous(memory_format=layout)
+        with torch.no_grad():
+            torch.nn.functional.conv2d(xs, ws, padding=1)
+            seconds = min(timed(lambda: torch.nn.functional.conv2d(xs, ws, padding=1)) for _ in range(5))
+        rates[name] = gflop / seconds
+    return {"shape": list(x.shape), "gflop_per_s": max(rates.values()), "by_layout": rates}
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def step_gflop(trainer, network, optimizer, phase, batch) -> float:
+    """Floating-point work of one training step (torch.utils.flop_counter: convolutions and matrix products)."""
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(network, optimizer, phase, dict(batch), 10, 100, 1)
+    return counter.get_total_flops() / 1e9
+
+
 class ReferenceWork(torch.nn.Module):
     """The reference work pattern: depth for every frame and a graph through every network."""
 
@@ -99,6 +136,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per phase (after one warm-up step)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="precision of our step (as `dynamo train --precision`); the reference pattern is always fp32")
+    parser.add_argument("--conv-layout", default="auto", choices=["auto", "contiguous", "channels_last", "plain"],
+                        help="convolution layouts of our step (as `dynamo train --conv-layout`)")
     parser.add_argument("--phases", default="disp_init,motion_init,mask_init,fine_tune")
     parser.add_argument("--work", default="ours", choices=["ours", "reference", "both"],
                         help="both: alternate steps of the two in one process (same allocator), report the ratio")
@@ -109,18 +148,14 @@ def main() -> None:
 
     if args.work == "reference":
         trainer_module.keep_freed_memory = lambda: None
-    if args.work in ("reference", "both"):
-        prefer = trainer_module.prefer_channels_last
-        trainer_module.prefer_channels_last = lambda model, device: None
     with tempfile.TemporaryDirectory() as run_dir:
         config = bench_config(args, run_dir)
         runs = {}
         modes = ["ours", "reference"] if args.work == "both" else [args.work]
         for mode in modes:
             config.train.precision = args.precision if mode == "ours" else "fp32"
+            config.train.conv_layout = args.conv_layout if mode == "ours" else "plain"
             trainer = Trainer(config, dataset=[None])
-            if mode == "ours" and args.work == "both":
-                prefer(trainer.model, "cpu")
             network = ReferenceWork(trainer.model) if mode == "reference" else trainer.model
             runs[mode] = (trainer, network)
         batch = frames(args.height, args.width, args.batch_size)
@@ -139,14 +174,19 @@ def main() -> None:
                     started = time.perf_counter()
                     trainer.train_step(network, optimizers[mode], phase, dict(batch), 10 + step, 100, 1 + step)
                     times[mode].append(time.perf_counter() - started)
-            stats = {mode: {"median_s": statistics.median(t[1:]), "min_s": min(t[1:]), "max_s": max(t[1:])}
-                     for mode, t in times.items()}
+            stats = {}
+            for mode, t in times.items():
+                trainer, network = runs[mode]
+                gflop = step_gflop(trainer, network, optimizers[mode], phase, batch)
+                median = statistics.median(t[1:])
+                stats[mode] = {"median_s": median, "min_s": min(t[1:]), "max_s": max(t[1:]), "first_step_s": t[0],
+                               "gflop": gflop, "gflop_per_s": gflop / median}
             results[name] = stats[modes[0]] if len(modes) == 1 else {
                 **stats, "ratio_ours_over_reference": stats["ours"]["median_s"] / stats["reference"]["median_s"]}
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     precision = {mode: str(trainer.compute_dtype or torch.float32) for mode, (trainer, _) in runs.items()}
     report = {"phases": results, "precision": precision, "peak_rss_mb": peak_kb / 1024, "config": vars(args),
-              "torch": torch.__version__}
+              "machine": machine_info(), "conv_forward": conv_forward_rate(args.batch_size, args.height, args.width)}
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
 

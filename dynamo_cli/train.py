@@ -51,6 +51,7 @@ def build_config(
     threads: int,
     wandb: bool,
     precision: str = "fp32",
+    conv_layout: str = "auto",
 ) -> RunConfig:
     """Options to a validated RunConfig, with the dataset-dependent defaults filled in."""
     default_h, default_w = DATASET_SIZES.get(dataset, (192, 640))
@@ -75,7 +76,7 @@ def build_config(
         train=TrainConfig(name=name, log_dir=log_dir, seed=seed, device=device, max_steps=max_steps,
                           log_frequency=log_frequency, save_frequency=save_frequency, keep_checkpoints=keep_checkpoints, load=load,
                           threads=threads, wandb=wandb,
-                          precision=precision),
+                          precision=precision, conv_layout=conv_layout),
     )
     config.validate()
     return config
@@ -146,6 +147,11 @@ def train(
         help="fp32 (default), bf16 or auto. bf16 runs the networks in bfloat16 (weights, gradients and the loss stay "
              "float32): on a CPU with native bfloat16 instructions a step takes about half the time, but the gradient "
              "is coarser, most of all in motion_init (see the README). auto uses bf16 on such a CPU and fp32 elsewhere."),
+    conv_layout: str = typer.Option(
+        "auto", "--conv-layout",
+        help="CPU convolution memory layouts: auto (time each convolution's forward, input gradient and weight "
+             "gradient in both layouts once per CPU and shape, cache the choice under ~/.cache/dynamo), contiguous, "
+             "channels_last or plain. Results are the same to float rounding; only the speed differs."),
     wandb: bool = typer.Option(False, "--wandb", help="Also log to Weights & Biases."),
     gpus: int = typer.Option(1, "--gpus", help="Worker processes on this machine (one per GPU; with --device cpu, CPU processes). "
                              "More than 1 trains with DistributedDataParallel through torchrun."),
@@ -182,7 +188,7 @@ def train(
         learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, epoch_schedule=epoch_schedule,
         epoch_size=epoch_size, loss=loss, load=load, log_frequency=log_frequency, save_frequency=save_frequency,
         keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
-        precision=precision,
+        precision=precision, conv_layout=conv_layout,
     )
     run_dir = Path(config.train.log_dir) / config.train.name
     if gpus > 1 or nnodes > 1:

@@ -17,6 +17,8 @@ from typing import Any
 from .errors import ConfigError
 from .runtime import check_precision
 
+CONV_LAYOUTS = ("auto", "contiguous", "channels_last", "plain")
+
 DEPTH_MODELS = ("litemono", "monodepthv2")
 WEIGHTS_INIT = ("pretrained", "scratch")
 
@@ -150,6 +152,10 @@ class TrainConfig:
     """`fp32` (the default, as the original trains), `bf16` (networks in bfloat16; weights, gradients and
     the loss in float32: about half the step time on a CPU with native bfloat16 instructions, at a
     coarser gradient, see the README) or `auto` (bf16 on such a CPU, fp32 elsewhere)."""
+    conv_layout: str = "auto"
+    """Memory layout of each CPU convolution's forward, input gradient and weight gradient: `auto` (timed
+    once per CPU, shape and torch version, and cached), `contiguous`, `channels_last`, or `plain` (nn.Conv2d
+    with the weights' layout). Results agree to float rounding either way; only the speed differs."""
     wandb: bool = False
     """Also log to Weights & Biases (needs the `wandb` extra and an account)."""
     max_nonfinite: int = 10
@@ -184,6 +190,8 @@ class RunConfig:
         if self.train.device not in ("cpu", "cuda", "auto"):
             raise ConfigError(f"--device must be cpu, cuda or auto, got {self.train.device!r}.")
         check_precision(self.train.precision)
+        if self.train.conv_layout not in CONV_LAYOUTS:
+            raise ConfigError(f"--conv-layout must be one of {', '.join(CONV_LAYOUTS)}, got {self.train.conv_layout!r}.")
         if self.train.keep_checkpoints not in KEEP_CHECKPOINTS:
             raise ConfigError(f"--keep-checkpoints must be all or phase-end, got {self.train.keep_checkpoints!r}.")
 

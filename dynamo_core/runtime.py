@@ -26,16 +26,27 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
         return False
 
 
-def prefer_channels_last(model, device) -> None:
-    """Store convolution weights channels-last on the CPU, where oneDNN runs them about 25% faster.
+def machine_info() -> dict:
+    """CPU model, the instruction-set flags that select oneDNN's kernels, torch version and threads."""
+    import platform
 
-    Activations follow the weights' layout, so the inputs need no change; results agree with the
-    default layout to float rounding.
-    """
     import torch
 
-    if torch.device(device).type == "cpu":
-        model.to(memory_format=torch.channels_last)
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+    return {"cpu": model, "flags": [flag for flag in wanted if flag in flags], "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
 
 
 def resolve_device(name: str):

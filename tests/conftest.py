@@ -47,6 +47,13 @@ SAMPLE_DATA_REASON = (
 )
 
 
+def pytest_configure(config):
+    """Convolution layout plans measured by the tests go to a scratch cache, not the user's."""
+    import tempfile
+
+    os.environ.setdefault("DYNAMO_CACHE_DIR", tempfile.mkdtemp(prefix="dynamo-test-cache-"))
+
+
 def fixture_folders() -> list[Path]:
     """Every fixture folder in use, in order, each once."""
     folders = [LOCAL_FIXTURES]

@@ -23,7 +23,8 @@ from .. import losses
 from ..config import RunConfig, save_json
 from ..errors import ConfigError, DynamoError
 from ..model import DynamoModel
-from ..runtime import autocast, keep_freed_memory, prefer_channels_last, resolve_device, resolve_precision
+from .. import conv_layouts
+from ..runtime import autocast, keep_freed_memory, resolve_device, resolve_precision
 from ..checkpoints import load_weights
 from .distributed import barrier
 from .logger import RunLogger
@@ -137,7 +138,7 @@ class Trainer:
         self.model = DynamoModel(config.model).to(self.device)
         if self.device.type == "cpu":
             keep_freed_memory()
-            prefer_channels_last(self.model, self.device)
+            conv_layouts.install(self.model, config.train.conv_layout)
         self.wrap_model = wrap_model or (lambda model, phase: model)
         self.monitor = monitor
         self.loss_generator = torch.Generator().manual_seed(config.train.seed * 7919 + rank)
