@@ -6,10 +6,12 @@ Measured per depth model (scratch weights; speed does not depend on the values):
 
 - `baseline`: the original notebook's path, a plain float32 forward at batch 1 (default memory
   layout, autograd on), depth network only;
-- `depth` in torch: `Predictor.disparity` (inference mode, channels-last) at batch 1 and 8;
+- `depth` in torch: `Predictor.disparity` (inference mode, each convolution in its measured faster
+  layout) at batch 1 and 8, and `reference`: the same with plain float32 convolutions in the default
+  layout; `ratio_*` is our time per frame over the reference's;
 - `depth` in onnxruntime: the `dynamo export onnx` depth file, batch 1 and 8;
 - `motion` in torch: depth, both poses, complete flow and mask for one target frame (a triplet),
-  at batch 1 and 8, as `dynamo predict` runs them for sequences.
+  at batch 1 and 8, as `dynamo predict` runs them for sequences, ours and the reference's.
 
 `speedup_depth_b8` is the best depth-only batch-8 figure over the baseline.
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,19 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamo_core import conv_layouts  # noqa: E402
 from dynamo_core.config import ModelConfig, default_scales  # noqa: E402
+from dynamo_core.runtime import machine_info  # noqa: E402
 from dynamo_core.model import DynamoModel  # noqa: E402
 from dynamo_core.prediction.predictor import Predictor  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def fps(run, frames: int, repeats: int, warmup: int = 1) -> float:
@@ -67,20 +60,25 @@ def bench_model(depth_model: str, args) -> dict:
     x1 = torch.rand(1, 3, args.height, args.width)
     result["baseline_fps_b1"] = fps(lambda: baseline_model.depth_dec(baseline_model.depth_enc(x1)), 1, args.repeats)
 
-    predictor = Predictor(model, "cpu", "fp32", loaded=("depth_enc", "depth_dec", "pose_enc", "pose_dec", "motion_enc",
-                                                         "motion_dec", "motion_mask"))
+    loaded = ("depth_enc", "depth_dec", "pose_enc", "pose_dec", "motion_enc", "motion_dec", "motion_mask")
+    predictor = Predictor(model, "cpu", "fp32", loaded=loaded)
+    # The reference pattern: the same forward with plain float32 convolutions in the default layout.
+    reference = Predictor(DynamoModel(config).eval(), "cpu", "fp32", loaded=loaded)
+    conv_layouts.remove(reference.model)
     for batch in (1, 8):
         x = predictor._batch(list(torch.rand(batch, 3, args.height, args.width)))
-        result[f"torch_depth_fps_b{batch}"] = fps(lambda: predictor.disparity(x), batch, args.repeats)
-        if not args.motion:
-            continue
         triplet = [predictor._batch(list(torch.rand(batch, 3, args.height, args.width))) for _ in range(3)]
+        for name, runner in (("torch", predictor), ("reference", reference)):
+            result[f"{name}_depth_fps_b{batch}"] = fps(lambda: runner.disparity(x), batch, args.repeats)
+            if args.motion:
+                def motion(runner=runner):
+                    runner.disparity(triplet[1])
+                    runner._motion(*triplet)
 
-        def motion():
-            predictor.disparity(triplet[1])
-            predictor._motion(*triplet)
-
-        result[f"torch_motion_fps_b{batch}"] = fps(motion, batch, max(1, args.repeats // 2))
+                result[f"{name}_motion_fps_b{batch}"] = fps(motion, batch, max(1, args.repeats // 2))
+        for kind in ("depth", "motion") if args.motion else ("depth",):
+            # Time per frame, ours over the reference pattern's.
+            result[f"ratio_{kind}_b{batch}"] = result[f"reference_{kind}_fps_b{batch}"] / result[f"torch_{kind}_fps_b{batch}"]
     if args.bf16:
         bf16 = Predictor(DynamoModel(config).eval(), "cpu", "bf16")
         x = bf16._batch(list(torch.rand(8, 3, args.height, args.width)))
@@ -123,8 +121,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory():
         report = {
             "benchmark": "predict",
-            "cpu": cpu_model(),
-            "threads": args.threads,
+            "machine": machine_info(),
             "height": args.height,
             "width": args.width,
             "torch": torch.__version__,

@@ -124,17 +124,21 @@ def _time(fn) -> float:
     return best
 
 
-def measure_plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geometry: _Geometry) -> tuple[LayoutPlan, dict]:
+def measure_plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geometry: _Geometry,
+                 backward: bool = True) -> tuple[LayoutPlan, dict]:
     """Time each operation in both layouts, from `x` in the layout it arrives in.
 
-    The output gradient is assumed to arrive in the layout of the chosen forward's output.
-    Returns the fastest plan and the timings in seconds.
+    The output gradient is assumed to arrive in the layout of the chosen forward's output. With
+    `backward` False (inference) only the forward is timed. Returns the fastest plan and the timings
+    in seconds.
     """
     with torch.no_grad():
         x, weight = x.detach(), weight.detach()
         bias = bias.detach() if bias is not None else None
         forward = {layout: _time(lambda: _forward(x, weight, bias, geometry, layout)) for layout in _FORMATS}
         forward_layout = min(forward, key=forward.get)
+        if not backward:
+            return LayoutPlan.uniform(forward_layout), {"forward": forward}
         grad = _in(forward_layout, torch.randn_like(_forward(x, weight, bias, geometry, "contiguous")))
         input_grad = {layout: _time(lambda: _input_grad(grad, x, weight, geometry, layout)) for layout in _FORMATS}
         weight_grad = {layout: _time(lambda: _weight_grad(grad, x, weight, geometry, layout, bias is not None))
@@ -209,12 +213,14 @@ class PlannedConv2d(nn.Conv2d):
     def _plan_for(self, x: torch.Tensor, weight: torch.Tensor, bias, geometry: _Geometry) -> LayoutPlan:
         if self.layout_mode != "auto":
             return LayoutPlan.uniform(self.layout_mode)
-        key = json.dumps([list(x.shape), _layout_of(x), str(x.dtype), list(weight.shape), bias is not None,
-                          geometry.stride, geometry.padding, geometry.dilation, geometry.groups])
+        backward = torch.is_grad_enabled()
+        key = json.dumps(["train" if backward else "inference", list(x.shape), _layout_of(x), str(x.dtype),
+                          list(weight.shape), bias is not None, geometry.stride, geometry.padding, geometry.dilation,
+                          geometry.groups])
         cache = _cache()
         plan = cache.get(key)
         if plan is None:
-            plan, timings = measure_plan(x, weight, bias, geometry)
+            plan, timings = measure_plan(x, weight, bias, geometry, backward)
             log.debug("conv %s: %s %s", key, plan, timings)
             cache.put(key, plan)
         return plan
@@ -229,6 +235,8 @@ class PlannedConv2d(nn.Conv2d):
             padding = (0, 0)
         geometry = _Geometry(tuple(self.stride), padding, tuple(self.dilation), self.groups)
         plan = self._plan_for(input, weight, bias, geometry)
+        if not torch.is_grad_enabled():
+            return _forward(input, weight, bias, geometry, plan.forward)
         return _PlannedConvolution.apply(input, weight, bias, geometry, plan)
 
 

@@ -12,6 +12,7 @@ The model's size and depth range are stored as metadata (`dynamo.part`, `dynamo.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import conv_layouts
 from ..errors import ConfigError, DynamoError
 from ..geometry import pose_vec_to_matrix
 
@@ -229,7 +231,8 @@ def export_onnx(model, out: str | Path, part: str = "depth", *, height: int | No
     width = width or model.config.width
     if height % 32 or width % 32 or height <= 0 or width <= 0:
         raise ConfigError(f"--height and --width must be positive multiples of 32, got {height}x{width}.")
-    model = model.eval().float().to("cpu", memory_format=torch.contiguous_format)
+    # A copy with plain convolutions: the layout plans are a CPU speed choice of torch, not part of the graph.
+    model = conv_layouts.remove(copy.deepcopy(model)).eval().float().to("cpu", memory_format=torch.contiguous_format)
     data = export_bytes(model, part, height, width, dynamic_batch)
     if tamper is not None:
         data = tamper(data)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import conv_layouts
 from ..checkpoints import CheckpointInfo, inspect_checkpoint, load_weights
 from ..config import ModelConfig, default_scales
 from ..errors import CheckpointError, ConfigError
@@ -76,7 +77,7 @@ class Predictor:
         self.precision = precision
         self.model = model.eval().to(self.device)
         if self.device.type == "cpu":
-            self.model.to(memory_format=torch.channels_last)  # oneDNN's faster layout
+            conv_layouts.install(self.model, "auto")  # each convolution in its faster layout, measured
         self.config: ModelConfig = model.config
         self.intrinsics = intrinsics or intrinsics_module.Intrinsics("KITTI default", intrinsics_module.KITTI_NORMALISED)
         self.checkpoint = checkpoint
@@ -149,10 +150,7 @@ class Predictor:
         return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
 
     def _batch(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        batch = torch.stack(list(tensors)).to(self.device)
-        if self.device.type == "cpu":
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        return torch.stack(list(tensors)).to(self.device)
 
     @torch.inference_mode()
     def disparity(self, batch: torch.Tensor) -> torch.Tensor:

@@ -191,3 +191,40 @@ def test_a_training_step_is_the_same_with_either_layout(parity_fixture, filled_m
             assert errors[-1] <= 5e-2, mode
     finally:
         conv_layouts.remove(filled_model)
+
+
+def test_inference_times_only_the_forward(monkeypatch):
+    timed = []
+    monkeypatch.setattr(conv_layouts, "_input_grad", lambda *args: timed.append("input_grad"))
+    monkeypatch.setattr(conv_layouts, "_weight_grad", lambda *args: timed.append("weight_grad"))
+    torch.manual_seed(2)
+    conv = CONVOLUTIONS["dilated_depthwise"]()
+    x = torch.randn(1, 16, 20, 36)
+    with torch.inference_mode():
+        expected = nn.functional.conv2d(x, conv.weight, None, 1, 2, 2, 16)
+        conv_layouts.install(conv, "auto")
+        got = conv(x)
+    assert timed == []
+    stored = json.loads(conv_layouts.cache_path().read_text())["plans"]
+    assert [json.loads(key)[0] for key in stored] == ["inference"]
+    bound = 8 * torch.finfo(torch.float32).eps * float(expected.abs().max()) * 16
+    assert float((got - expected).abs().max()) <= bound
+
+
+@pytest.mark.parametrize("mode", ["auto", "channels_last", "plain"])
+def test_the_trainer_runs_the_configured_layout(tmp_path, mode):
+    from dynamo_core.config import ModelConfig, default_scales
+    from dynamo_core.training.trainer import Trainer
+
+    config = RunConfig(
+        model=ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=64, width=192,
+                          scales=default_scales("monodepthv2")),
+        train=TrainConfig(log_dir=str(tmp_path), name="run", device="cpu", conv_layout=mode),
+    )
+    trainer = Trainer(config, dataset=[None])
+    convolutions = [m for m in trainer.model.modules() if isinstance(m, nn.Conv2d)]
+    if mode == "plain":
+        assert all(type(m) is nn.Conv2d for m in convolutions)
+    else:
+        assert all(type(m) is conv_layouts.PlannedConv2d and m.layout_mode == mode for m in convolutions)
+    trainer.logger.close()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -25,6 +26,29 @@ def test_train_step_reports_every_asked_phase_and_the_reference_ratio():
         assert phase["ours"]["median_s"] > 0 and phase["reference"]["median_s"] > 0
         assert phase["ratio_ours_over_reference"] == pytest.approx(phase["ours"]["median_s"] / phase["reference"]["median_s"])
     assert report["peak_rss_mb"] > 0
+    # The floor a step is compared against, and where the figures came from.
+    for phase in report["phases"].values():
+        for mode in ("ours", "reference"):
+            assert phase[mode]["gflop"] > 0
+            assert phase[mode]["gflop_per_s"] == pytest.approx(phase[mode]["gflop"] / phase[mode]["median_s"])
+        # Ours skips depth for the two neighbours and gradients through frozen networks: less work.
+        assert phase["ours"]["gflop"] < phase["reference"]["gflop"]
+    assert report["conv_forward"]["gflop_per_s"] > 0
+    assert report["machine"]["cpu"] and report["machine"]["torch"] == torch.__version__
+    assert isinstance(report["machine"]["flags"], list)
+
+
+@pytest.mark.slow
+def test_predict_reports_ours_against_the_reference_pattern():
+    report = run_script("predict.py", "--height", "64", "--width", "192", "--repeats", "1", "--models", "litemono",
+                        "--no-onnx")
+    timings = report["models"]["litemono"]
+    for batch in (1, 8):
+        for kind in ("depth", "motion"):
+            ours, reference = timings[f"torch_{kind}_fps_b{batch}"], timings[f"reference_{kind}_fps_b{batch}"]
+            assert ours > 0 and reference > 0
+            assert timings[f"ratio_{kind}_b{batch}"] == pytest.approx(reference / ours, rel=1e-2)
+    assert report["machine"]["threads"] == 2
 
 
 @pytest.mark.slow
