@@ -86,7 +86,11 @@ def _weight_grad(grad, x, weight, geometry: _Geometry, layout: str, with_bias: b
     _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
         _in(layout, grad), _in(layout, x), _in(layout, weight), [weight.shape[0]] if with_bias else None,
         geometry.stride, geometry.padding, geometry.dilation, False, (0, 0), geometry.groups, (False, True, with_bias))
-    return grad_weight.contiguous(), grad_bias
+    grad_weight = grad_weight.contiguous()
+    if weight.is_contiguous():
+        # The parameter's own strides (a 1x1 kernel's may differ while both are contiguous): DDP's buckets expect them.
+        grad_weight = grad_weight.as_strided(weight.shape, weight.stride())
+    return grad_weight, grad_bias
 
 
 class _PlannedConvolution(torch.autograd.Function):
@@ -139,7 +143,10 @@ def measure_plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
         forward_layout = min(forward, key=forward.get)
         if not backward:
             return LayoutPlan.uniform(forward_layout), {"forward": forward}
-        grad = _in(forward_layout, torch.randn_like(_forward(x, weight, bias, geometry, "contiguous")))
+        out = _forward(x, weight, bias, geometry, "contiguous")
+        # A private generator: measuring must not move the global random stream that training replays on resume.
+        noise = torch.randn(out.shape, generator=torch.Generator().manual_seed(0), dtype=out.dtype)
+        grad = _in(forward_layout, noise.to(out.device))
         input_grad = {layout: _time(lambda: _input_grad(grad, x, weight, geometry, layout)) for layout in _FORMATS}
         weight_grad = {layout: _time(lambda: _weight_grad(grad, x, weight, geometry, layout, bias is not None))
                        for layout in _FORMATS}

@@ -10,7 +10,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -26,6 +25,7 @@ from ..data.splits import resolve_split
 from ..errors import CheckpointError, ConfigError, DataError
 from ..model import DynamoModel
 from ..runtime import resolve_device
+from ..atomic_files import atomic_write
 from ..checkpoints import CheckpointInfo, inspect_checkpoint, load_weights
 
 log = logging.getLogger(__name__)
@@ -252,28 +252,6 @@ def split_segments(lines: list[str]) -> list[str]:
 # ---- atomic result files -------------------------------------------------------------------------------------
 
 
-def _file_mode() -> int:
-    """Permissions of a new file under the current umask (temporary files start private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    try:
-        with os.fdopen(handle, mode) as stream:
-            write(stream)
-        os.chmod(temp, _file_mode())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def report_header(summary: dict, input_text: str) -> list[str]:
     """The first lines of every text report: what was scored, on which data, from which input."""
     return [
@@ -285,7 +263,7 @@ def report_header(summary: dict, input_text: str) -> list[str]:
 
 
 def write_text(path: Path, text: str) -> Path:
-    return _atomic(path, lambda stream: stream.write(text), mode="w")
+    return atomic_write(path, lambda stream: stream.write(text), mode="w")
 
 
 def json_ready(value: Any) -> Any:
@@ -311,11 +289,11 @@ def write_json(path: Path, document: Any) -> Path:
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> Path:
-    return _atomic(path, lambda stream: np.savez(stream, **arrays))
+    return atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:
     """(H, W, 3) uint8 as PNG."""
     from PIL import Image
 
-    return _atomic(path, lambda stream: Image.fromarray(image).save(stream, format="PNG"))
+    return atomic_write(path, lambda stream: Image.fromarray(image).save(stream, format="PNG"))

@@ -89,8 +89,8 @@ def read_global_poses(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(
             f"{path} does not exist: this segment has no ground-truth poses, so its odometry cannot be scored. "
-            "Odometry needs <segment>/<cam>/odometry.txt (the Waymo, nuScenes and synthetic layouts have it; "
-            "KITTI's processed layout does not)."
+            "Odometry needs <segment>/<cam>/odometry.txt, which `dynamo prepare` writes for every dataset "
+            "(for KITTI, from the OXTS packets: prepare again from the raw drives if it is missing)."
         )
     try:
         rows = np.loadtxt(path, dtype=np.float64, ndmin=2)

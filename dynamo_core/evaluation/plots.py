@@ -7,7 +7,6 @@ and each file is written to a temporary file in the target folder and moved into
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dynamo_core.atomic_files import atomic_output
 from dynamo_core.errors import DataError
 
 FIGURE_FORMATS = ("pdf", "png")
@@ -26,24 +26,9 @@ def _output_stem(path: str | os.PathLike) -> Path:
     return path.with_suffix("") if path.suffix.lower() in {f".{fmt}" for fmt in FIGURE_FORMATS} else path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _save_atomic(figure: Figure, path: Path, fmt: str) -> None:
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format=fmt, dpi=150, bbox_inches="tight")
-        os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp creates 0600; figures are for sharing
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as stream:
+        figure.savefig(stream, format=fmt, dpi=150, bbox_inches="tight")
 
 
 def save_png(figure: Figure, path: str | os.PathLike) -> Path:

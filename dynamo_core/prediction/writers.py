@@ -14,13 +14,12 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .. import atomic_files
 from ..errors import DynamoError
 
 OUTPUTS = ("depth_npy", "depth_png", "disparity_png", "mask_png", "mask_npy", "flow_npy", "ply")
@@ -46,28 +45,12 @@ class OutputExists(DynamoError):
     """An output file is already there and --force was not given."""
 
 
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], force: bool = False) -> Path:
     """Write `path` through a temporary sibling moved into place; refuses to replace a file unless `force`."""
     path = Path(path)
     if path.exists() and not force:
         raise OutputExists(f"{path} already exists; pass --force to overwrite it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temp, _file_mode())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_files.atomic_write(path, write)
 
 
 def write_npy(path: Path, array: np.ndarray, force: bool = False) -> Path:

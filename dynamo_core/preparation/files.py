@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 import numpy as np
+
+from .. import atomic_files
 
 TEMP_SUFFIX = ".partial"
 
@@ -25,18 +24,9 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
 
 
-@contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file that replaces `path` only if the block finishes without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            yield stream
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def atomic_output(path: Path):
+    """A binary file that replaces `path` only if the block finishes without error (a context manager)."""
+    return atomic_files.atomic_output(path, "wb", suffix=TEMP_SUFFIX)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

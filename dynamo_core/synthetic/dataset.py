@@ -35,6 +35,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from .. import atomic_files
 from ..errors import ConfigError, DataError
 from ..runtime import keep_freed_memory
 from . import scene as sc
@@ -371,15 +372,7 @@ def _write_splits(out: Path, folders: list[str], train_count: int, frames: int) 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    atomic_files.atomic_write(path, lambda stream: stream.write(data))
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

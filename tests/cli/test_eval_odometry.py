@@ -97,13 +97,14 @@ def test_segment_without_odometry_file(checkpoint, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_kitti_has_no_poses(tiny_kitti, checkpoint, tmp_path):
+def test_kitti_without_poses_says_how_to_make_them(tiny_kitti, checkpoint, tmp_path):
     split = tmp_path / "split"
     split.mkdir()
     (split / "test_files.txt").write_text("2011_09_26/2011_09_26_drive_0001_sync 1 l\n")
     result = runner.invoke(app, args(checkpoint, "kitti", tiny_kitti, tmp_path, "--split", str(split)))
     assert result.exit_code == 1
-    assert "KITTI's processed layout does not" in result.stderr
+    assert "does not exist: this segment has no ground-truth poses" in result.stderr
+    assert "prepare again from the raw drives" in result.stderr
 
 
 def test_segments_too_short(checkpoint, scenes, tmp_path):

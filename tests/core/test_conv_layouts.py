@@ -228,3 +228,12 @@ def test_the_trainer_runs_the_configured_layout(tmp_path, mode):
     else:
         assert all(type(m) is conv_layouts.PlannedConv2d and m.layout_mode == mode for m in convolutions)
     trainer.logger.close()
+
+
+def test_measuring_leaves_the_global_random_stream_alone():
+    """Training replays the random stream on resume; a measurement in one run only must not shift it."""
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.rand(1, 3, 8, 8)
+    state = torch.get_rng_state()
+    conv_layouts.measure_plan(x, conv.weight, conv.bias, conv_layouts._Geometry((1, 1), (1, 1), (1, 1), 1))
+    assert torch.equal(torch.get_rng_state(), state)
