@@ -5,7 +5,7 @@ import typer
 from . import prepare_kitti, prepare_nuscenes, prepare_splits, prepare_synthetic, prepare_waymo
 
 app = typer.Typer(
-    help="Build datasets in the processed layout: raw KITTI, Waymo v1, nuScenes, synthetic scenes, split files.",
+    help="Build datasets in the processed layout: raw KITTI, Waymo (v1 or v2), nuScenes, synthetic scenes, split files.",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )

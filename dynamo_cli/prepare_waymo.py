@@ -60,17 +60,19 @@ def report(result, kind: str, json_output: bool) -> None:
 
 @handle_errors
 def waymo(
-    raw: Path = typer.Argument(..., help="The v1 release: the folder holding train/ and val/ with segment-*_with_camera_labels.tfrecord."),
+    raw: Path = typer.Argument(..., help="The release: v1, the folder holding train/ and val/ with segment-*_with_camera_labels.tfrecord; or v2, the folder holding training/ and validation/ with one folder of <segment>.parquet files per component."),
     out: Path = typer.Argument(..., help="Output folder for the processed layout (created if needed)."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Segments converted in parallel."),
     split: str = typer.Option("all", "--split", help="train, val or all."),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as one JSON document."),
 ) -> None:
-    """Convert Waymo Open Dataset v1 TFRecords into the processed layout, without TensorFlow.
+    """Convert Waymo Open Dataset v1 TFRecords or v2 parquet components into the processed layout, without TensorFlow.
+
+    The release is told from RAW's layout. v2 input needs pyarrow: [bold]pip install 'dynamo\\[waymo]'[/]. It reads the components camera_image, camera_calibration, lidar, lidar_calibration, lidar_pose, vehicle_pose and, for labelled segments, camera_segmentation, lidar_camera_projection, lidar_box and lidar_camera_synced_box; both releases give the same files.
 
     Writes, per segment, [bold]<split>/<segment>/FRONT/[/]: [bold]rgb/original[/] (undistorted, 1920x1280), [bold]rgb/downsample[/] (480x320), [bold]rgb/cam.json[/], [bold]depth/[/] (first lidar returns as \\[u, v, z] rows), [bold]mask/[/] (panoptic masks and object annotations as JSON, on labelled frames) and [bold]odometry.txt[/].
 
-    Every record's CRC-32C is checked. A segment counts as done once its marker is written, so an interrupted run is simply started again; one bad segment does not stop the others, and the exit code is 1 when any failed.
+    Every v1 record's CRC-32C is checked. A segment counts as done once its marker is written, so an interrupted run is simply started again; one bad segment does not stop the others, and the exit code is 1 when any failed.
     """
     from dynamo_core.preparation.waymo import prepare_waymo
 

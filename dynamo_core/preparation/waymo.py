@@ -1,13 +1,17 @@
-"""Waymo Open Dataset v1 (TFRecords of `Frame` messages) -> the processed layout the Waymo loader reads.
+"""Waymo Open Dataset v1 (TFRecords of `Frame` messages) or v2 (parquet components) -> the processed
+layout the Waymo loader reads.
 
-No TensorFlow and no `waymo-open-dataset`: records are read by `tfrecord`, messages decoded by
-`protobuf` with the field numbers of the published `dataset.proto` / `label.proto`.
+No TensorFlow and no `waymo-open-dataset`: v1 records are read by `tfrecord`, messages decoded by
+`protobuf` with the field numbers of the published `dataset.proto` / `label.proto`; v2 components
+are read by `waymo_v2` (pyarrow) into the same `Frame`s, so both releases share every later step
+and give the same files.
 
-Raw input::
+Raw input, the release told apart by its layout::
 
-    RAW/{train,val}/segment-<name>_with_camera_labels.tfrecord
+    RAW/{train,val}/segment-<name>_with_camera_labels.tfrecord       v1
+    RAW/{training,validation}/<component>/<name>.parquet             v2 (see `waymo_v2`)
 
-Processed output, per segment (`<segment>` is the file name up to `_with_camera_labels`)::
+Processed output, per segment (`<segment>` is `segment-<name>`, as the v1 file name up to `_with_camera_labels`)::
 
     OUT/<train|val>/<segment>/FRONT/rgb/original/%06d.jpg    1920x1280, undistorted (k1 k2 p1 p2 k3), same K, quality 95
     OUT/<train|val>/<segment>/FRONT/rgb/downsample/%06d.jpg  480x320, area interpolation, quality 95
@@ -27,8 +31,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -39,6 +44,7 @@ from .files import atomic_output, remove_stray_temp_files, save_npy_atomic, writ
 from .sequences import SequenceJob, SequenceResult, mark_complete, run_sequences
 from .tfrecord import count_records, read_records
 from .waymo_frame import CAMERA_FRONT, LASER_TOP, BoxLabel, CameraCalibration, Frame, RangeImages, parse_frame
+from .waymo_v2 import SPLIT_FOLDERS, ParquetSegment, count_front_images, find_parquet_segments, import_pyarrow
 
 logger = logging.getLogger(__name__)
 
@@ -340,34 +346,62 @@ def write_frame(frame: Frame, index: int, out_dir: Path, what: str, undistort: O
     return True
 
 
-def prepare_segment(job: SequenceJob, tick: Callable[[], None]) -> tuple[int, int]:
-    """Convert one TFRecord segment; returns (frames, labelled frames)."""
-    path: Path = job.payload
+def write_segment(frames: Iterable[tuple[str, Callable[[], Frame]]], source: str, job: SequenceJob,
+                  tick: Callable[[], None]) -> tuple[int, int]:
+    """Write a segment's frames, then `cam.json`, `odometry.txt` and the marker; returns (frames, labelled frames).
+
+    `frames` yields, in time order, where each frame comes from (for error messages) and a function
+    that decodes it; `source` names the segment's input for the error when there is no frame.
+    """
     out_dir = job.out_dir
     for folder in ("", "rgb", "rgb/original", "rgb/downsample", "depth", "mask"):
         remove_stray_temp_files(out_dir / folder)
     poses, labelled, cam = [], 0, None
     undistort = Undistorter()
-    for index, record in enumerate(read_records(path, name=f"{job.group}/{path.name}")):
-        what = f"{job.group}/{path.name}: the record at byte {record.offset}"
+    for index, (what, decode) in enumerate(frames):
         try:
-            frame = parse_frame(record.data)
+            frame = decode()
             if cam is None:
                 cam = camera_json(frame.front_calibration)
             labelled += write_frame(frame, index, out_dir, what, undistort)
         except DataError as err:
             message = str(err) if str(err).startswith(what) else f"{what}: {err}"
             raise DataError(f"{message}; re-download the file if it persists.") from None
-        except (ValueError, IndexError, KeyError, cv2.error) as err:  # malformed values inside a well-framed record
+        except (ValueError, IndexError, KeyError, cv2.error) as err:  # malformed values in a readable record or row
             raise DataError(f"{what} is not a readable Frame ({type(err).__name__}: {err}); re-download the file.") from None
         poses.append(pose_line(frame.front.pose))
         tick()
     if not poses:
-        raise DataError(f"{job.group}/{path.name} holds no records; re-download the file.")
+        raise DataError(f"{source} holds no frames; re-download it.")
     write_text_atomic(out_dir / "rgb" / "cam.json", json.dumps(cam))  # as released: no final newline
     write_text_atomic(out_dir / "odometry.txt", "".join(f"{line}\n" for line in poses))
     mark_complete(out_dir, len(poses), labelled)
     return len(poses), labelled
+
+
+def tfrecord_frames(path: Path, source: str) -> Iterator[tuple[str, Callable[[], Frame]]]:
+    for record in read_records(path, name=source):
+        yield f"{source}: the record at byte {record.offset}", partial(parse_frame, record.data)
+
+
+def prepare_tfrecord_segment(job: SequenceJob, tick: Callable[[], None]) -> tuple[int, int]:
+    """Convert one v1 segment (`job.payload`: its TFRecord file); returns (frames, labelled frames)."""
+    path: Path = job.payload
+    source = f"{job.group}/{path.name}"
+    return write_segment(tfrecord_frames(path, source), source, job, tick)
+
+
+def parquet_frames(segment: ParquetSegment, name: str) -> Iterator[tuple[str, Callable[[], Frame]]]:
+    for timestamp, build in segment.frames():
+        yield f"{name}: the frame at {timestamp} µs", build
+
+
+def prepare_parquet_segment(job: SequenceJob, tick: Callable[[], None]) -> tuple[int, int]:
+    """Convert one v2 segment (`job.payload`: its split folder and context name); returns (frames, labelled frames)."""
+    folder, context = job.payload
+    segment = ParquetSegment(folder, context)
+    name = f"{folder.name}/{context} (v2)"
+    return write_segment(parquet_frames(segment, name), str(segment.images.path), job, tick)
 
 
 # --------------------------------------------------------------------------- whole dataset
@@ -388,18 +422,46 @@ class WaymoPreparation:
 
 
 def find_segments(raw: Path, splits: tuple[str, ...]) -> dict[str, list[Path]]:
-    if not raw.is_dir():
-        raise DataError(f"raw Waymo folder {raw} does not exist; pass the folder that holds train/ and val/.")
+    """Output split -> its v1 TFRecord files (none when RAW is not a v1 release)."""
     found = {}
     for split in splits:
         folder = raw / split
         found[split] = sorted(p for p in folder.glob("*.tfrecord") if segment_name(p)) if folder.is_dir() else []
-    if not any(found.values()):
-        raise DataError(
-            f"no segment-*_with_camera_labels.tfrecord files in {', '.join(str(raw / s) for s in splits)}; "
-            "pass the folder of the v1 release that holds train/ and val/."
-        )
     return found
+
+
+def segment_jobs(raw: Path, out: Path, splits: tuple[str, ...]) -> tuple[dict[str, list[SequenceJob]], Callable]:
+    """The jobs of every segment by output split, and the function that converts one, for the
+    release that RAW's layout shows: v1 TFRecords or v2 parquet component folders."""
+    if not raw.is_dir():
+        raise DataError(f"raw Waymo folder {raw} does not exist; pass the folder that holds the release's splits.")
+    tfrecords = find_segments(raw, splits)
+    parquet = find_parquet_segments(raw, splits)
+    if any(tfrecords.values()) and any(parquet.values()):
+        raise DataError(f"{raw} holds both v1 TFRecords and v2 parquet components; pass a folder with one release.")
+    if any(tfrecords.values()):
+        jobs = {split: [] for split in splits}
+        for split, paths in tfrecords.items():
+            for path in paths:
+                name = segment_name(path)
+                jobs[split].append(SequenceJob(name, split, out / split / name / CAMERA, count_records(path), path))
+        return jobs, prepare_tfrecord_segment
+    if any(parquet.values()):
+        import_pyarrow()  # fail here, once, when pyarrow is missing
+        jobs = {split: [] for split in splits}
+        for split, segments in parquet.items():
+            for folder, context in segments:
+                name = f"segment-{context}"  # the v1 name, so both releases give the same layout
+                frames = count_front_images(folder, context)
+                jobs[split].append(SequenceJob(name, split, out / split / name / CAMERA, frames, (folder, context)))
+        return jobs, prepare_parquet_segment
+    v2_folders = [str(raw / name) for split in splits for name in SPLIT_FOLDERS[split]]
+    raise DataError(
+        f"no Waymo segments in {raw}: found neither v1 segment-*_with_camera_labels.tfrecord files in "
+        f"{', '.join(str(raw / s) for s in splits)} nor v2 camera_image/*.parquet components in "
+        f"{', '.join(v2_folders)}; "
+        "pass the folder of the release that holds these splits."
+    )
 
 
 def prepare_waymo(
@@ -409,7 +471,8 @@ def prepare_waymo(
     split: str = "all",
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> WaymoPreparation:
-    """Convert the v1 TFRecords under `raw/{train,val}` into the processed layout under `out`."""
+    """Convert the v1 TFRecords under `raw/{train,val}`, or the v2 components under
+    `raw/{training,validation}`, into the processed layout under `out`."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}.")
     if split not in (*SPLITS, "all"):
@@ -418,18 +481,17 @@ def prepare_waymo(
     raw, out = Path(raw).expanduser(), Path(out).expanduser()
     splits = SPLITS if split == "all" else (split,)
     result = WaymoPreparation()
+    jobs_by_split, prepare_segment = segment_jobs(raw, out, splits)
     jobs = []
-    for name, paths in find_segments(raw, splits).items():
-        if paths and len(paths) != RELEASE_SEGMENTS[name]:
+    for name, split_jobs in jobs_by_split.items():
+        if split_jobs and len(split_jobs) != RELEASE_SEGMENTS[name]:
             message = (
-                f"{raw / name} holds {len(paths)} segments; the full release has {RELEASE_SEGMENTS[name]} "
-                f"(preparing the {len(paths)} found)"
+                f"the {name} split of {raw} holds {len(split_jobs)} segments; the full release has "
+                f"{RELEASE_SEGMENTS[name]} (preparing the {len(split_jobs)} found)"
             )
             logger.warning(message)
             result.warnings.append(message)
-        for path in paths:
-            segment = segment_name(path)
-            jobs.append(SequenceJob(segment, name, out / name / segment / CAMERA, count_records(path), path))
+        jobs.extend(split_jobs)
     result.segments = run_sequences(jobs, prepare_segment, workers, progress)
     result.frames = sum(s.frames for s in result.segments)
     result.seconds = time.perf_counter() - started
