@@ -52,13 +52,7 @@ def demo(
 ) -> None:
     """Show the method work on synthetic scenes with exact ground truth.
 
-    Renders the default synthetic set if missing, then trains within the budget: the four Dynamo phases,
-    and a static-world baseline (the disp_init objective, as Monodepth2) that shares the first phase and
-    trains on for exactly as many steps as the whole Dynamo schedule. Evaluates both (depth overall and on
-    background, static and moving objects; motion-mask F1 and AP; odometry ATE), draws learning curves
-    measured on held-out frames, sets both side by side on a car driving at the camera's speed, renders
-    one test sequence, and writes OUT/report.md, OUT/report.html and OUT/metrics.json. Rerunning
-    continues where it stopped.
+    Renders the default synthetic set if missing, then trains within the budget: the four Dynamo phases, and a static-world baseline (the disp_init objective, as Monodepth2) that shares the first phase and trains on for exactly as many steps as the whole Dynamo schedule. Evaluates both (depth overall and on background, static and moving objects; motion-mask F1 and AP; odometry ATE), draws learning curves measured on held-out frames, sets both side by side on a car driving at the camera's speed, renders one test sequence, and writes OUT/report.md, OUT/report.html and OUT/metrics.json. Rerunning continues where it stopped.
     """
     from dynamo_core.config import DEPTH_MODELS
     from dynamo_core.demo import DemoSettings, run_demo, summary_rows

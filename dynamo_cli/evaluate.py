@@ -100,10 +100,7 @@ def depth(
 ) -> None:
     """Depth metrics overall and on background, moving and static objects.
 
-    Each disparity is upsampled to the ground-truth size, inverted, median-scaled and clamped, then
-    scored on the lidar points inside the evaluation crop (KITTI: Garg crop, 80 m; Waymo/nuScenes:
-    full image, 75 m). Regions are scored where the split has test_mask_files.txt.
-    Writes depth.txt and depth.json.
+    Each disparity is upsampled to the ground-truth size, inverted, median-scaled and clamped, then scored on the lidar points inside the evaluation crop (KITTI: Garg crop, 80 m; Waymo/nuScenes: full image, 75 m). Regions are scored where the split has test_mask_files.txt. Writes depth.txt and depth.json.
     """
     from dynamo_core.evaluation.depth_runner import format_value, run_depth
 
@@ -131,9 +128,7 @@ def motseg(
 ) -> None:
     """Motion-segmentation precision/recall curve, best F1 and average precision.
 
-    Scores the items of test_mask_files.txt whose neighbouring frames exist, at 150 thresholds,
-    pooled over all pixels (label 1 moving is positive, label 3 is ignored). Writes pr_curve.pdf/.png,
-    pr_record.npz, motseg.txt, motseg.json and, for Waymo and synthetic data, false_positives.pdf/.png.
+    Scores the items of test_mask_files.txt whose neighbouring frames exist, at 150 thresholds, pooled over all pixels (label 1 moving is positive, label 3 is ignored). Writes pr_curve.pdf/.png, pr_record.npz, motseg.txt, motseg.json and, for Waymo and synthetic data, false_positives.pdf/.png.
     """
     from dynamo_core.evaluation.motseg_runner import run_motseg
 
@@ -167,9 +162,7 @@ def odometry(
 ) -> None:
     """Absolute trajectory error of 5-frame tracks.
 
-    For each test segment, the pose network predicts the motion of every frame pair (frame, frame+1);
-    tracks of TRACK_LENGTH frames are aligned in position and scale to <segment>/<cam>/odometry.txt
-    and scored (SfMLearner ATE). Writes odometry.txt, odometry.json and tracks.npz.
+    For each test segment, the pose network predicts the motion of every frame pair (frame, frame+1); tracks of TRACK_LENGTH frames are aligned in position and scale to <segment>/<cam>/odometry.txt and scored (SfMLearner ATE). Writes odometry.txt, odometry.json and tracks.npz.
     """
     from dynamo_core.evaluation.odometry_runner import run_odometry
 

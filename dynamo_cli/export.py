@@ -32,8 +32,7 @@ def onnx(
 ) -> None:
     """Export one part of the model to ONNX (opset 17).
 
-    onnxruntime's outputs must equal PyTorch's within 1e-4 on real frames, or nothing is written and
-    the command exits 1. Run the depth file with `dynamo predict --onnx FILE` (needs the [onnx] extra).
+    onnxruntime's outputs must equal PyTorch's within 1e-4 on real frames, or nothing is written and the command exits 1. Run the depth file with `dynamo predict --onnx FILE` (needs the \\[onnx] extra).
     """
     from dynamo_core.prediction.export import MODULES, check_frames, export_onnx
     from dynamo_core.prediction.inputs import read_rgb

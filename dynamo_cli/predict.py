@@ -61,12 +61,7 @@ def predict(
 ) -> None:
     """Predict depth (and, for sequences, the motion mask and ego-motion) for your own images and videos.
 
-    A folder, a list or a video is a sequence: every frame with both neighbours gets the motion mask and
-    independent flow, every consecutive pair gets ego-motion (poses.txt, poses_tum.txt). Frames of
-    different sizes are each resized to the model's size and their outputs come back at their own size;
-    motion is computed only between frames of one size. Depth is up to an unknown scale unless
-    --camera-height or --depth-scale is given. Exit code 1 when any input failed; the others still get
-    their outputs.
+    A folder, a list or a video is a sequence: every frame with both neighbours gets the motion mask and independent flow, every consecutive pair gets ego-motion (poses.txt, poses_tum.txt). Frames of different sizes are each resized to the model's size and their outputs come back at their own size; motion is computed only between frames of one size. Depth is up to an unknown scale unless --camera-height or --depth-scale is given. Exit code 1 when any input failed; the others still get their outputs.
     """
     from dynamo_core.prediction import intrinsics as intrinsics_module
     from dynamo_core.prediction.inputs import resolve_inputs

@@ -162,8 +162,7 @@ def train(
 ) -> None:
     """Train depth, pose, complete flow and motion mask in four phases.
 
-    Checkpoints go to LOG_DIR/NAME/models/<phase>_<epoch>/ in the released per-module layout,
-    TensorBoard events to LOG_DIR/NAME/tensorboard/, the config to LOG_DIR/NAME/config.json.
+    Checkpoints go to LOG_DIR/NAME/models/<phase>_<epoch>/ in the released per-module layout, TensorBoard events to LOG_DIR/NAME/tensorboard/, the config to LOG_DIR/NAME/config.json.
     """
     from dynamo_core.losses import LossConfig
     from dynamo_core.training.distributed import LaunchSpec

@@ -36,10 +36,7 @@ def visualize(
 ) -> None:
     """Render image, disparity, ego flow, independent flow and motion mask per frame.
 
-    Writes EVAL_DIR/<model>_<dataset>/visualize/<segment>.mp4 and a PNG per frame in
-    .../visualize/<segment>/. Flows point towards the previous frame and are colour wheels
-    (hue: direction, strength: magnitude, white: still) on one magnitude scale per video;
-    independent flow is mask x (complete flow - ego flow).
+    Writes EVAL_DIR/<model>_<dataset>/visualize/<segment>.mp4 and a PNG per frame in .../visualize/<segment>/. Flows point towards the previous frame and are colour wheels (hue: direction, strength: magnitude, white: still) on one magnitude scale per video; independent flow is mask x (complete flow - ego flow).
     """
     from dynamo_core.evaluation.visualize_runner import run_visualize
 
