@@ -92,8 +92,7 @@ def bench_model(depth_model: str, args) -> dict:
         except ImportError:
             result["onnx"] = "onnxruntime not installed"
         else:
-            data = export_bytes(model.float().to(memory_format=torch.contiguous_format), "depth", args.height,
-                                args.width, dynamic_batch=True)
+            data = export_bytes(model, "depth", args.height, args.width, dynamic_batch=True)
             options = ort.SessionOptions()
             options.intra_op_num_threads = args.threads
             options.log_severity_level = 3

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import atomic_output
 from .errors import ConfigError
 from .runtime import check_precision
 
@@ -220,13 +219,9 @@ def from_dict(cls, data: dict, source: str = "config"):
 
 def save_json(config: Any, path: str | Path) -> None:
     """Write `config` as indented JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
+    with atomic_output(path, "w") as handle:
         json.dump(to_dict(config), handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 def load_json(cls, path: str | Path):

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic_files import atomic_output
 from .runtime import machine_info
 
 log = logging.getLogger(__name__)
@@ -184,12 +184,9 @@ class PlanCache:
         with self._lock:
             self.plans[key] = plan
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
                 payload = {"signature": machine_info(), "plans": {k: vars(v) for k, v in sorted(self.plans.items())}}
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".conv_layouts-", suffix=".tmp")
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                with atomic_output(self.path, "w") as out:
                     json.dump(payload, out, indent=1)
-                os.replace(tmp, self.path)
             except OSError as error:  # a read-only home still trains, only measures again next time
                 log.debug("could not write %s: %s", self.path, error)
 

@@ -7,14 +7,12 @@ encodes uint8 frames as a video.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib import colormaps
 
+from .atomic_files import atomic_path
 from .geometry import backproject, project, transform_points
 
 
@@ -104,11 +102,7 @@ def write_mp4(frames, path, fps: float = 10.0) -> None:
     """
     import imageio.v2 as imageio  # with its ffmpeg plugin, only needed for videos
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.mp4")
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".tmp.mp4") as temp:
         writer = imageio.get_writer(temp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
                                     macro_block_size=1, ffmpeg_log_level="error")
         try:
@@ -116,10 +110,3 @@ def write_mp4(frames, path, fps: float = 10.0) -> None:
                 writer.append_data(np.ascontiguousarray(frame))
         finally:
             writer.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # temporary files start private
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

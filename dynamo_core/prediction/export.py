@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import conv_layouts
+from ..atomic_files import atomic_write
 from ..errors import ConfigError, DynamoError
 from ..geometry import pose_vec_to_matrix
 
@@ -183,6 +182,12 @@ def parity_error(model_bytes: bytes, wrapper: nn.Module, part: str, frames: torc
     return worst
 
 
+def plain_copy(model: nn.Module) -> nn.Module:
+    """A float32 CPU copy with plain convolutions: the layout plans are a CPU speed choice of torch,
+    not part of the graph (and the exporter cannot trace them)."""
+    return conv_layouts.remove(copy.deepcopy(model)).eval().float().to("cpu", memory_format=torch.contiguous_format)
+
+
 def export_bytes(model, part: str, height: int, width: int, dynamic_batch: bool = False) -> bytes:
     """Serialise one part to ONNX in memory, with the metadata."""
     _require_onnx()
@@ -190,7 +195,7 @@ def export_bytes(model, part: str, height: int, width: int, dynamic_batch: bool 
 
     import onnx
 
-    wrapper = wrap(model, part)
+    wrapper = wrap(plain_copy(model), part)
     example = tuple(torch.rand(1, 3, height, width) for _ in INPUT_NAMES[part])
     axes = None
     if dynamic_batch:
@@ -231,8 +236,7 @@ def export_onnx(model, out: str | Path, part: str = "depth", *, height: int | No
     width = width or model.config.width
     if height % 32 or width % 32 or height <= 0 or width <= 0:
         raise ConfigError(f"--height and --width must be positive multiples of 32, got {height}x{width}.")
-    # A copy with plain convolutions: the layout plans are a CPU speed choice of torch, not part of the graph.
-    model = conv_layouts.remove(copy.deepcopy(model)).eval().float().to("cpu", memory_format=torch.contiguous_format)
+    model = plain_copy(model)
     data = export_bytes(model, part, height, width, dynamic_batch)
     if tamper is not None:
         data = tamper(data)
@@ -251,17 +255,6 @@ def export_onnx(model, out: str | Path, part: str = "depth", *, height: int | No
             f"onnxruntime's {part} outputs differ from PyTorch's by {error:.3g} (more than {TOLERANCE:g}) on "
             f"{len(frames)} frames; {out} was not written. Report this with your torch and onnxruntime versions."
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda stream: stream.write(data))
     log.info("wrote %s (%s, %dx%d); onnxruntime matches PyTorch within %.2g", out, part, height, width, error)
     return ExportResult(out, part, height, width, error, len(frames))
