@@ -69,23 +69,43 @@ def test_planned_convolution_matches_nn_conv2d(name, mode, input_layout):
         assert float((ours - theirs).abs().max()) <= bound
 
 
-def test_every_choice_of_the_three_layouts_gives_the_same_gradients():
-    """Forward, input gradient and weight gradient each in either layout (all 8 plans)."""
+@pytest.mark.parametrize("name", [n for n in CONVOLUTIONS if CONVOLUTIONS[n]().groups == 1])
+def test_every_choice_of_the_three_layouts_gives_the_same_gradients(name):
+    """Forward, input gradient and weight gradient each in either layout, and the weight gradient by im2col
+    too (all 12 plans), on every ungrouped geometry: padded, strided and pointwise."""
     torch.manual_seed(1)
-    conv = CONVOLUTIONS["reflect3x3"]()
-    x = torch.randn(2, 8, 16, 24)
-    upstream = torch.randn(2, 12, 16, 24)
+    conv = CONVOLUTIONS[name]()
+    x = torch.randn(2, conv.in_channels, 16, 24)
+    upstream = torch.randn_like(conv(x))
     plain = _outputs_and_grads(conv, x, upstream)
     bounds = _float_rounding_bound(_outputs_and_grads(conv.double(), x.double(), upstream.double()), plain)
     conv.float()
     conv_layouts.install(conv, "contiguous")
     for forward in FORCED:
         for input_grad in FORCED:
-            for weight_grad in FORCED:
+            for weight_grad in conv_layouts.WEIGHT_GRAD_KERNELS:
                 plan = conv_layouts.LayoutPlan(forward, input_grad, weight_grad)
                 conv._plan_for = lambda *args, plan=plan: plan
                 for ours, theirs, bound in zip(_outputs_and_grads(conv, x, upstream), plain, bounds):
                     assert float((ours - theirs).abs().max()) <= bound, plan
+
+
+def test_im2col_is_measured_only_where_it_applies(monkeypatch):
+    """Grouped convolutions and inputs whose unfolded copy would be large keep to oneDNN's two layouts."""
+    geometry = conv_layouts._Geometry((1, 1), (1, 1), (1, 1), 1)
+    small = torch.randn(2, 8, 6, 10)
+    weight = torch.randn(12, 8, 3, 3)
+    _, timings = conv_layouts.measure_plan(small, weight, None, geometry)
+    assert set(timings["weight_grad"]) == set(conv_layouts.WEIGHT_GRAD_KERNELS)
+
+    grouped = conv_layouts._Geometry((1, 1), (1, 1), (1, 1), 4)
+    _, timings = conv_layouts.measure_plan(small, torch.randn(12, 2, 3, 3), None, grouped)
+    assert set(timings["weight_grad"]) == set(FORCED)
+
+    # The same shape with a limit below its unfolded size (2 * 8*9 * 6*10 floats).
+    monkeypatch.setattr(conv_layouts, "_IM2COL_MAX_BYTES", 2 * 8 * 9 * 6 * 10 * 4 - 1)
+    _, timings = conv_layouts.measure_plan(small, weight, None, geometry)
+    assert set(timings["weight_grad"]) == set(FORCED)
 
 
 def test_install_keeps_parameters_names_and_checkpoints():
@@ -125,7 +145,9 @@ def test_auto_measures_each_shape_once_and_caches_it(monkeypatch):
     path = conv_layouts.cache_path()
     stored = json.loads(path.read_text())
     assert stored["signature"]["cpu"] and len(stored["plans"]) == 2
-    assert all(set(plan.values()) <= set(FORCED) for plan in stored["plans"].values())
+    for plan in stored["plans"].values():
+        assert {plan["forward"], plan["input_grad"]} <= set(FORCED)
+        assert plan["weight_grad"] in conv_layouts.WEIGHT_GRAD_KERNELS
 
     # A new process (a fresh cache object) reads the plans instead of measuring again.
     monkeypatch.setattr(conv_layouts, "_shared_cache", None)
