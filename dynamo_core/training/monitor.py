@@ -8,6 +8,7 @@ Lines file so that a report can draw the curves:
 | ------------------------------- | ----------------------- | ------------------------------------------- |
 | monitor/abs_rel                 | always                  | depth error over all ground-truth points    |
 | monitor/abs_rel_moving          | always                  | depth error on independently moving objects |
+| monitor/disp_spread             | always                  | disparity's std / mean per image, averaged: 0 for a constant map, whose median-scaled abs_rel looks fair |
 | monitor/mask_f1, monitor/mask_ap | yes                    | best F1 and average precision of the mask   |
 | monitor/mask_moving, _static    | yes                     | mean mask on moving and on all other pixels |
 | monitor/moving_labelled_static  | yes                     | share of moving pixels that the sparsity term pushes towards "static" |
@@ -83,6 +84,7 @@ class HeldOutMonitor:
         return {
             "abs_rel": mean_depth_errors(scores.per_image).abs_rel,
             "abs_rel_moving": moving.abs_rel if moving is not None else math.nan,
+            "disp_spread": disparity_spread(outputs["disp", 0, 0]),
         }
 
     def _mask(self, batch: dict, outputs: dict) -> dict[str, float]:
@@ -120,6 +122,15 @@ class HeldOutMonitor:
         grid_complete = project_to_grid(points + flow.reshape(batch_size, 3, -1), camera, height, width)
         return losses.static_pixels(grid_ego, grid_complete, (height, width))
 
+
+
+def disparity_spread(disp: torch.Tensor) -> float:
+    """Coefficient of variation (std / mean) of each image's disparity (B, 1, H, W), averaged over the batch.
+
+    A depth network that collapses to a constant map scores 0 here, while median scaling still gives it a
+    plausible abs_rel (the error of predicting one depth everywhere)."""
+    flat = disp.detach().float().flatten(1)
+    return float((flat.std(1, unbiased=False) / flat.mean(1).clamp_min(1e-12)).mean())
 
 
 def held_out_batch(config, items: int = 8) -> dict | None:

@@ -53,7 +53,8 @@ def test_smoke_demo_writes_report_figures_and_metrics_then_resumes(tmp_path):
     assert max(e["step"] for e in curves["baseline"]) > plan["epoch_size"]["disp_init"] * plan["epochs"]
     assert all(0.0 <= e["moving_labelled_static"] <= 1.0 for e in curves["dynamo"] if "moving_labelled_static" in e)
     scalars = _tensorboard_tags(out / "run" / "tensorboard")
-    assert {f"monitor/{key}" for key in mask_keys | {"abs_rel", "abs_rel_moving"}} <= scalars
+    assert all(e["disp_spread"] >= 0.0 for model in ("dynamo", "baseline") for e in curves[model])
+    assert {f"monitor/{key}" for key in mask_keys | {"abs_rel", "abs_rel_moving", "disp_spread"}} <= scalars
     assert "![baseline and Dynamo](figures/baseline_vs_dynamo.png)" in report
     assert "![learning curves](figures/learning_curves.png)" in report
 
