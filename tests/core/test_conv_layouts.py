@@ -190,7 +190,8 @@ def _phase_step(fixture: dict, model, phase_name: str):
 
 @pytest.mark.parametrize("phase_name", list(losses.PHASES))
 def test_a_training_step_is_the_same_with_either_layout(parity_fixture, filled_model, phase_name):
-    """Loss and every parameter's gradient agree with plain nn.Conv2d, with the layouts forced both ways.
+    """Loss and every parameter's gradient agree with plain nn.Conv2d, with the layouts forced both ways and
+    with every ungrouped weight gradient forced to im2col.
 
     Only the order of float32 sums inside each convolution changes. The loss is well conditioned
     (it moves by about 1e-7). The gradient is not: the objective takes per-pixel minima and
@@ -201,8 +202,15 @@ def test_a_training_step_is_the_same_with_either_layout(parity_fixture, filled_m
     gradient fixtures' worst-tensor tolerance (5e-2) and the median just above that rounding noise."""
     plain_record, plain_grads = _phase_step(parity_fixture, filled_model, phase_name)
     try:
-        for mode in FORCED:
-            conv_layouts.install(filled_model, mode)
+        for mode in (*FORCED, conv_layouts.IM2COL):
+            if mode == conv_layouts.IM2COL:
+                # Every ungrouped convolution's weight gradient by im2col, the rest in the default layout.
+                conv_layouts.install(filled_model, "contiguous")
+                for module in filled_model.modules():
+                    if isinstance(module, conv_layouts.PlannedConv2d) and module.groups == 1:
+                        module._plan_for = lambda *args: conv_layouts.LayoutPlan("contiguous", "contiguous", "im2col")
+            else:
+                conv_layouts.install(filled_model, mode)
             record, grads = _phase_step(parity_fixture, filled_model, phase_name)
             assert grads.keys() == plain_grads.keys()
             for key, value in plain_record.items():
@@ -212,6 +220,8 @@ def test_a_training_step_is_the_same_with_either_layout(parity_fixture, filled_m
             assert errors[len(errors) // 2] <= 2e-2, mode
             assert errors[-1] <= 5e-2, mode
     finally:
+        for module in filled_model.modules():
+            module.__dict__.pop("_plan_for", None)
         conv_layouts.remove(filled_model)
 
 

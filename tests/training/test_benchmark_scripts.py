@@ -59,3 +59,15 @@ def test_loss_ops_reports_every_phase_and_operation():
     assert report["photometric"]["ours_ms"] > 0 and report["photometric"]["autograd_ms"] > 0
     assert set(report["upsample"]) == {"x2", "x4", "x8"}
     assert report["ground_fit_ms"] > 0
+
+
+@pytest.mark.slow
+def test_weight_grad_kernel_reports_steps_with_and_without_im2col():
+    report = run_script("weight_grad_kernel.py", "--depth-model", "monodepthv2", "-b", "2", "--height", "64",
+                        "--width", "192", "--steps", "1", "--phases", "disp_init")
+    timing = report["phases"]["disp_init"]
+    assert timing["with_im2col_s"] > 0 and timing["layouts_only_s"] > 0
+    assert timing["ratio"] == pytest.approx(timing["with_im2col_s"] / timing["layouts_only_s"])
+    # Every training convolution shape was measured in this run; im2col won some share of them.
+    assert report["measured_shapes"] > 0 and 0 <= report["im2col_shapes"] <= report["measured_shapes"]
+    assert report["machine"]["cpu"] and report["machine"]["torch"] == torch.__version__
