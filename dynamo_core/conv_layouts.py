@@ -7,8 +7,8 @@ times slower. A planned convolution runs its forward, its input gradient and its
 each in its own layout. The weight gradient has a third candidate, `im2col`: the unfolded input
 times the output gradient as one matrix product. It wins where the map is small and the channels
 many (ResNet's last stage at 2x6: 4.5 times faster than oneDNN on that EPYC), where oneDNN's
-kernels leave the cores idle. In `auto` mode the three are timed in both layouts the first time a shape
-is seen, and the choice is cached on disk per CPU model, torch version and thread count (think of
+kernels leave the cores idle. In `auto` mode the three are timed in both layouts (and the weight gradient
+by im2col too) the first time a shape is seen, and the choice is cached on disk per CPU model, torch version and thread count (think of
 cuDNN's benchmark mode). Parameters keep the default layout, so optimisers, checkpoints and export
 see ordinary tensors. Results agree with `nn.Conv2d` to float rounding.
 
