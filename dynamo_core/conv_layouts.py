@@ -98,11 +98,13 @@ def _weight_grad(grad, x, weight, geometry: _Geometry, layout: str, with_bias: b
     _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
         _in(layout, grad), _in(layout, x), _in(layout, weight), [weight.shape[0]] if with_bias else None,
         geometry.stride, geometry.padding, geometry.dilation, False, (0, 0), geometry.groups, (False, True, with_bias))
-    grad_weight = grad_weight.contiguous()
-    if weight.is_contiguous():
-        # The parameter's own strides (a 1x1 kernel's may differ while both are contiguous): DDP's buckets expect them.
-        grad_weight = grad_weight.as_strided(weight.shape, weight.stride())
-    return grad_weight, grad_bias
+    return _in_parameter_strides(grad_weight.contiguous(), weight), grad_bias
+
+
+def _in_parameter_strides(grad_weight: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A contiguous weight gradient with the parameter's own strides (a 1x1 kernel's may differ while both are
+    contiguous): DDP's buckets expect them."""
+    return grad_weight.as_strided(weight.shape, weight.stride()) if weight.is_contiguous() else grad_weight
 
 
 def _im2col_bytes(x: torch.Tensor, weight: torch.Tensor, out_size: tuple[int, int]) -> int:
@@ -122,11 +124,8 @@ def _weight_grad_im2col(grad, x, weight, geometry: _Geometry, with_bias: bool):
     # Batch and positions as one inner dimension, so that the product is a single matrix multiply.
     columns = columns.transpose(0, 1).reshape(columns.shape[1], -1)
     flat_grad = grad.reshape(batch, out_channels, -1).transpose(0, 1).reshape(out_channels, -1)
-    grad_weight = (flat_grad @ columns.t()).reshape(weight.shape)
-    if weight.is_contiguous():
-        grad_weight = grad_weight.as_strided(weight.shape, weight.stride())  # as in _weight_grad
-    grad_bias = flat_grad.sum(1) if with_bias else None
-    return grad_weight, grad_bias
+    grad_weight = _in_parameter_strides((flat_grad @ columns.t()).reshape(weight.shape), weight)
+    return grad_weight, flat_grad.sum(1) if with_bias else None
 
 
 def _weight_grad_by(kernel: str, grad, x, weight, geometry: _Geometry, with_bias: bool):
