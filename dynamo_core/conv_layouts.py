@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .atomic_files import atomic_output
-from .runtime import machine_info
+from .runtime import best_time, machine_info
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +157,7 @@ class _PlannedConvolution(torch.autograd.Function):
 
 
 def _time(fn) -> float:
-    """Median-free best-of time of fn() in seconds, after one warm-up run."""
-    fn()
-    best, spent, runs = float("inf"), 0.0, 0
-    while runs < 2 or spent < _TIMING_BUDGET_S:
-        started = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - started
-        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
-    return best
+    return best_time(fn, _TIMING_BUDGET_S)
 
 
 def measure_plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geometry: _Geometry,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import time
 
 from .errors import ConfigError
 
@@ -24,6 +25,18 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
         return True
     except (OSError, AttributeError):
         return False
+
+
+def best_time(fn, budget_s: float = 0.05) -> float:
+    """Best time of fn() in seconds: one warm-up run, then at least 2 timed runs and until `budget_s` is spent."""
+    fn()
+    best, spent, runs = float("inf"), 0.0, 0
+    while runs < 2 or spent < budget_s:
+        started = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - started
+        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
+    return best
 
 
 def machine_info() -> dict:

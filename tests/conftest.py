@@ -124,6 +124,13 @@ def fill_model(model: torch.nn.Module, seed: int) -> None:
         fill_module(getattr(model, name), seed, index)
 
 
+def float_rounding_bound(reference64: list[torch.Tensor], reference32: list[torch.Tensor]) -> list[float]:
+    """Per tensor, how far float32 rounding alone moves a result: 8 x |float32 - float64|_max, at least
+    a few float32 ulps of the largest entry. Two float32 summation orders differ by about that much."""
+    return [max(8 * float((a.double() - b).abs().max()), 8 * torch.finfo(torch.float32).eps * float(b.abs().max()))
+            for a, b in zip(reference32, reference64)]
+
+
 def parse_key(key: str) -> tuple:
     """'disp/0/2' -> ('disp', 0, 2)."""
     name, *rest = key.split("/")

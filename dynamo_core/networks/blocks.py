@@ -10,14 +10,14 @@ from torch import nn
 
 
 def float32_layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run `layer` in float32 even under bfloat16 autocast.
+    """Run `layer` in float32 even under bfloat16 autocast (a float64 input stays float64).
 
     Used for output layers, whose small values would otherwise be rounded to 8 significant bits
     (the motion field sums one such output per level), and for layers whose bfloat16 kernels
     are slow or not reproducible.
     """
     with torch.autocast(x.device.type, enabled=False):
-        return layer(x.float())
+        return layer(x if x.dtype == torch.float64 else x.float())
 
 
 def match_layout(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import drop_path, float32_layer, match_layout
+from .blocks import float32_layer, match_layout
+from .pointwise_mlp import residual_mlp
 
 DIMS = (64, 128, 224)
 BLOCKS_PER_STAGE = (4, 4, 10)
@@ -70,15 +71,13 @@ class DilatedConvBlock(nn.Module):
         # Present in released checkpoints but never applied; kept so they load unchanged.
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, EXPANSION * dim)
-        self.act = nn.GELU()
         self.pwconv2 = nn.Linear(EXPANSION * dim, dim)
         self.gamma = nn.Parameter(LAYER_SCALE * torch.ones(dim))
         self.drop_rate = drop_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branch = self.bn1(self.ddwconv(x)).permute(0, 2, 3, 1)
-        branch = self.gamma * self.pwconv2(self.act(self.pwconv1(branch)))
-        return x + drop_path(branch.permute(0, 3, 1, 2), self.drop_rate, self.training)
+        return residual_mlp(x, branch, self.pwconv1, self.pwconv2, self.gamma, self.drop_rate, self.training)
 
 
 class FourierPositionEncoding(nn.Module):
@@ -106,7 +105,7 @@ class FourierPositionEncoding(nn.Module):
         enc_rows = encode(rows)[:, None, :].expand(height, width, self.hidden)
         enc_cols = encode(cols)[None, :, :].expand(height, width, self.hidden)
         grid = torch.cat([enc_rows, enc_cols], dim=-1).permute(2, 0, 1)[None]
-        return self.token_projection(grid)
+        return self.token_projection(grid.to(self.token_projection.weight.dtype))
 
 
 class CrossCovarianceAttention(nn.Module):
@@ -146,7 +145,6 @@ class LocalGlobalBlock(nn.Module):
         self.xca = CrossCovarianceAttention(dim, heads)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, EXPANSION * dim)
-        self.act = nn.GELU()
         self.pwconv2 = nn.Linear(EXPANSION * dim, dim)
         self.gamma = nn.Parameter(LAYER_SCALE * torch.ones(dim))
         self.drop_rate = drop_rate
@@ -157,9 +155,8 @@ class LocalGlobalBlock(nn.Module):
         if hasattr(self, "pos_embd"):
             tokens = tokens + self.pos_embd(height, width).reshape(1, channels, -1).transpose(1, 2)
         tokens = tokens + self.gamma_xca * self.xca(self.norm_xca(tokens))
-        branch = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(tokens))))
-        branch = branch.reshape(batch, height, width, channels).permute(0, 3, 1, 2)
-        return x + drop_path(branch, self.drop_rate, self.training)
+        branch = self.norm(tokens).reshape(batch, height, width, channels)
+        return residual_mlp(x, branch, self.pwconv1, self.pwconv2, self.gamma, self.drop_rate, self.training)
 
 
 def _avg_pool_half(x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import fixture_inputs, fixture_objective
+from conftest import fixture_inputs, fixture_objective, float_rounding_bound
 from dynamo_core import conv_layouts, losses
 from dynamo_core.config import RunConfig, TrainConfig
 from dynamo_core.errors import ConfigError
@@ -41,13 +41,6 @@ def _outputs_and_grads(conv: nn.Module, x: torch.Tensor, upstream: torch.Tensor)
     return [out.detach(), *grads]
 
 
-def _float_rounding_bound(reference64: list[torch.Tensor], reference32: list[torch.Tensor]) -> list[float]:
-    """Per tensor, how far float32 rounding alone moves a result: 8 x |float32 - float64|_max, at least
-    a few float32 ulps of the largest entry. Two float32 summation orders differ by about that much."""
-    return [max(8 * float((a.double() - b).abs().max()), 8 * torch.finfo(torch.float32).eps * float(b.abs().max()))
-            for a, b in zip(reference32, reference64)]
-
-
 @pytest.mark.parametrize("mode", [*FORCED, "auto"])
 @pytest.mark.parametrize("name", list(CONVOLUTIONS))
 @pytest.mark.parametrize("input_layout", FORCED)
@@ -59,7 +52,7 @@ def test_planned_convolution_matches_nn_conv2d(name, mode, input_layout):
     plain = _outputs_and_grads(conv, x, upstream)
     plain64 = _outputs_and_grads(conv.double(), x.double(), upstream.double())
     conv.float()
-    bounds = _float_rounding_bound(plain64, plain)
+    bounds = float_rounding_bound(plain64, plain)
 
     conv_layouts.install(conv, mode)
     assert isinstance(conv, conv_layouts.PlannedConv2d)
@@ -78,7 +71,7 @@ def test_every_choice_of_the_three_layouts_gives_the_same_gradients(name):
     x = torch.randn(2, conv.in_channels, 16, 24)
     upstream = torch.randn_like(conv(x))
     plain = _outputs_and_grads(conv, x, upstream)
-    bounds = _float_rounding_bound(_outputs_and_grads(conv.double(), x.double(), upstream.double()), plain)
+    bounds = float_rounding_bound(_outputs_and_grads(conv.double(), x.double(), upstream.double()), plain)
     conv.float()
     conv_layouts.install(conv, "contiguous")
     for forward in FORCED:
