@@ -7,6 +7,7 @@ Nothing is overwritten without `force`; every file is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -226,36 +227,71 @@ def run_predict(
         )
     summary = PredictSummary(sources=len(sources))
     writer = _Writer(predictor, options, summary)
-    for source in sources:
-        failures: list[InputFailure] = []
-        try:
-            if source.is_sequence:
-                _run_sequence(predictor, writer, source, options, on_frame, failures, progress)
-            else:
-                _run_single(predictor, writer, source, options, on_frame, failures)
-        except DynamoError as err:
-            failures.append(InputFailure(source.input, str(err)))
-        except OSError as err:
-            failures.append(InputFailure(source.input, f"{source.input}: an output could not be written ({err})."))
+    singles: list[Source] = []  # consecutive single images, predicted together up to --batch-size
+
+    def report(failures: list[InputFailure]) -> None:
         for failure in failures:
             on_failure(failure)
         summary.failures.extend(failures)
+
+    def flush_singles() -> None:
+        if singles:
+            report(_run_singles(predictor, writer, singles, options, on_frame))
+            singles.clear()
+
+    for source in sources:
+        if not source.is_sequence:
+            singles.append(source)
+            if len(singles) == options.batch_size:
+                flush_singles()
+            continue
+        flush_singles()
+        failures: list[InputFailure] = []
+        with _failures_of(source, failures):
+            _run_sequence(predictor, writer, source, options, on_frame, failures, progress)
+        report(failures)
+    flush_singles()
     return summary
 
 
-def _run_single(predictor, writer: _Writer, source: Source, options: PredictOptions, on_frame, failures) -> None:
-    frame = source.frames[0]
+@contextlib.contextmanager
+def _failures_of(source: Source, failures: list[InputFailure]):
+    """Turns a DynamoError or an output error raised for `source` into one failure naming it."""
+    try:
+        yield
+    except DynamoError as err:
+        failures.append(InputFailure(source.input, str(err)))
+    except OSError as err:
+        failures.append(InputFailure(source.input, f"{source.input}: an output could not be written ({err})."))
+
+
+def _run_singles(predictor, writer: _Writer, sources: list[Source], options: PredictOptions,
+                 on_frame) -> list[InputFailure]:
+    """Single images: read each, predict the readable ones as one batch, write each; returns the failures."""
+    failures: list[InputFailure] = []
+    read: list[tuple[Source, np.ndarray, float]] = []
+    for source in sources:
+        started = time.perf_counter()
+        try:
+            read.append((source, read_rgb(source.frames[0].path), time.perf_counter() - started))
+        except DataError as err:
+            failures.append(InputFailure(source.input, str(err)))
+    if not read:
+        return failures
     started = time.perf_counter()
     try:
-        image = read_rgb(frame.path)
-    except DataError as err:
-        failures.append(InputFailure(source.input, str(err)))
-        return
-    depth = predictor.predict_depth([image], batch_size=1)[0]
-    outputs, scale = writer.frame(options.out, source.name, options.outputs_for(False), image, depth, None, None)
-    writer.summary.frames += 1
-    on_frame(FrameRecord(source.input, frame.name, depth.shape[0], depth.shape[1], outputs,
-                         time.perf_counter() - started, scale))
+        depths = predictor.predict_depth([image for _, image, _ in read], batch_size=len(read))
+    except DynamoError as err:
+        return failures + [InputFailure(source.input, str(err)) for source, _, _ in read]
+    shared = (time.perf_counter() - started) / len(read)
+    for (source, image, read_seconds), depth in zip(read, depths):
+        started = time.perf_counter()
+        with _failures_of(source, failures):
+            outputs, scale = writer.frame(options.out, source.name, options.outputs_for(False), image, depth, None, None)
+            writer.summary.frames += 1
+            on_frame(FrameRecord(source.input, source.frames[0].name, depth.shape[0], depth.shape[1], outputs,
+                                 read_seconds + shared + time.perf_counter() - started, scale))
+    return failures
 
 
 def _run_sequence(predictor, writer: _Writer, source: Source, options: PredictOptions, on_frame, failures,
