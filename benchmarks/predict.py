@@ -13,7 +13,9 @@ Measured per depth model (scratch weights; speed does not depend on the values):
 - `motion` in torch: depth, both poses, complete flow and mask for one target frame (a triplet),
   at batch 1 and 8, as `dynamo predict` runs them for sequences, ours and the reference's.
 
-`speedup_depth_b8` is the best depth-only batch-8 figure over the baseline.
+`speedup_depth_b8` is the best depth-only batch-8 figure over the baseline. For Lite-Mono,
+`ratio_mlp_blocks_b1` and `_b8` give the depth forward's time with its residual MLP in row blocks over
+its time with the plain form, the two alternating in this process.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -34,6 +37,7 @@ from dynamo_core import conv_layouts  # noqa: E402
 from dynamo_core.config import ModelConfig, default_scales  # noqa: E402
 from dynamo_core.runtime import machine_info  # noqa: E402
 from dynamo_core.model import DynamoModel  # noqa: E402
+from dynamo_core.networks import pointwise_mlp  # noqa: E402
 from dynamo_core.prediction.predictor import Predictor  # noqa: E402
 
 
@@ -47,6 +51,12 @@ def fps(run, frames: int, repeats: int, warmup: int = 1) -> float:
         run()
         times.append(time.perf_counter() - start)
     return frames / statistics.median(times)
+
+
+def seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def bench_model(depth_model: str, args) -> dict:
@@ -79,6 +89,16 @@ def bench_model(depth_model: str, args) -> dict:
         for kind in ("depth", "motion") if args.motion else ("depth",):
             # Time per frame, ours over the reference pattern's.
             result[f"ratio_{kind}_b{batch}"] = result[f"reference_{kind}_fps_b{batch}"] / result[f"torch_{kind}_fps_b{batch}"]
+    if depth_model == "litemono":
+        # Lite-Mono's residual MLP in row blocks over its plain form, steps alternating in this process.
+        for batch in (1, 8):
+            x = predictor._batch(list(torch.rand(batch, 3, args.height, args.width)))
+            blocks, plain = [], []
+            for _ in range(max(args.repeats, 3)):
+                blocks.append(seconds(lambda: predictor.disparity(x)))
+                with mock.patch.object(pointwise_mlp, "_in_blocks_applies", lambda *a: False):
+                    plain.append(seconds(lambda: predictor.disparity(x)))
+            result[f"ratio_mlp_blocks_b{batch}"] = statistics.median(blocks) / statistics.median(plain)
     if args.bf16:
         bf16 = Predictor(DynamoModel(config).eval(), "cpu", "bf16")
         x = bf16._batch(list(torch.rand(8, 3, args.height, args.width)))

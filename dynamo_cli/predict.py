@@ -53,7 +53,7 @@ def predict(
                                                             "`dynamo export onnx`) with onnxruntime instead of a "
                                                             "checkpoint; depth outputs only."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
-    batch_size: int = typer.Option(8, "-b", "--batch-size", help="Frames per forward pass."),
+    batch_size: int = typer.Option(8, "-b", "--batch-size", help="Frames per forward pass (sequence frames, or consecutive single images)."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (fp16 on CUDA only)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Download a released checkpoint named by --load without asking."),

@@ -48,6 +48,7 @@ def test_predict_reports_ours_against_the_reference_pattern():
             ours, reference = timings[f"torch_{kind}_fps_b{batch}"], timings[f"reference_{kind}_fps_b{batch}"]
             assert ours > 0 and reference > 0
             assert timings[f"ratio_{kind}_b{batch}"] == pytest.approx(reference / ours, rel=1e-2)
+        assert timings[f"ratio_mlp_blocks_b{batch}"] > 0
     assert report["machine"]["threads"] == 2
 
 
