@@ -63,6 +63,19 @@ def elu(x: torch.Tensor) -> torch.Tensor:
     return _ELU.apply(x)
 
 
+def elu_in_place(x: torch.Tensor) -> torch.Tensor:
+    """elu(x) written into `x`, by the same operations in the same order (so the same values), with one
+    temporary instead of four: for inference, where `x` is a layer's fresh output."""
+    negative = x.clamp(max=0).exp_()
+    return x.clamp_(min=0).add_(negative).sub_(1)
+
+
+def in_inference() -> bool:
+    """No autograd and no tracing (ONNX export records the plain form)."""
+    return not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+                or torch.onnx.is_in_onnx_export())
+
+
 class ConvBlock(nn.Module):
     """Conv3x3 followed by ELU."""
 
@@ -71,7 +84,8 @@ class ConvBlock(nn.Module):
         self.conv = Conv3x3(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return elu(self.conv(x))
+        out = self.conv(x)
+        return elu_in_place(out) if in_inference() else elu(out)
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:

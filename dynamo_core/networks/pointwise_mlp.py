@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..runtime import best_time
-from .blocks import drop_path
+from .blocks import drop_path, in_inference
 
 # Row counts tried for one block; a matrix with fewer rows is also tried whole.
 _CANDIDATE_ROWS = (512, 1024, 2048, 4096, 8192)
@@ -40,10 +40,9 @@ def residual_mlp(x: torch.Tensor, branch: torch.Tensor, pwconv1: nn.Linear, pwco
 
 
 def _in_blocks_applies(x: torch.Tensor, branch: torch.Tensor, training: bool) -> bool:
-    # Tracing and compiling (ONNX export) record the plain form: the blocks are a loop over concrete sizes.
-    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
-    return (not training and not torch.is_grad_enabled() and not tracing and x.device.type == "cpu"
-            and not torch.is_autocast_enabled("cpu") and x.dtype == branch.dtype == torch.float32)
+    # Tracing (ONNX export) records the plain form: the blocks are a loop over concrete sizes.
+    return (not training and in_inference() and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+            and x.dtype == branch.dtype == torch.float32)
 
 
 def _row_matrices(x: torch.Tensor, branch: torch.Tensor, out: torch.Tensor):

@@ -30,3 +30,26 @@ def test_match_layout_gives_a_concatenation_in_the_reference_layout():
     assert torch.equal(joined[:, 16:], side.to(torch.bfloat16))
     plain = torch.randn(2, 16, 8, 10)
     assert match_layout(side.contiguous(memory_format=torch.channels_last), plain).is_contiguous()
+
+
+def test_elu_in_place_gives_the_same_values_and_conv_block_uses_it_only_at_inference(monkeypatch):
+    from dynamo_core.networks import blocks
+
+    x = torch.cat([torch.linspace(-30, 30, 601), torch.tensor([0.0, 1e-12, -1e-12, 1e-8, -1e-8, 80.0, -200.0])])
+    expected = elu(x)
+    written = x.clone()
+    assert blocks.elu_in_place(written) is written
+    assert torch.equal(written, expected)  # same operations in the same order: bit for bit
+
+    block = blocks.ConvBlock(3, 4)
+    image = torch.randn(2, 3, 8, 10)
+    in_place_calls = []
+    real = blocks.elu_in_place
+    monkeypatch.setattr(blocks, "elu_in_place", lambda t: in_place_calls.append(1) or real(t))
+    plain = block(image).detach()  # autograd on: the differentiable form
+    assert not in_place_calls
+    with torch.no_grad():
+        torch.jit.trace(block, (image,), check_trace=False)  # ONNX export traces the plain form
+        assert not in_place_calls
+        assert torch.equal(block(image), plain)
+    assert in_place_calls == [1]
