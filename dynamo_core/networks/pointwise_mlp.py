@@ -23,6 +23,9 @@ from .blocks import drop_path, in_inference
 
 # Row counts tried for one block; a matrix with fewer rows is also tried whole.
 _CANDIDATE_ROWS = (512, 1024, 2048, 4096, 8192)
+# Time each candidate at least this long (best of its runs): a shorter budget picked the whole matrix
+# against a 2x faster block size on a noisy 2-core machine.
+_TIMING_BUDGET_S = 0.2
 _block_rows_by_shape: dict[tuple, int] = {}
 _lock = threading.Lock()
 
@@ -78,8 +81,8 @@ def block_rows(rows_in, residual, rows_out, pwconv1, pwconv2, gamma) -> int:
         return known
     total = rows_in.shape[0]
     candidates = [rows for rows in _CANDIDATE_ROWS if rows < total] + [total]
-    times = {rows: best_time(lambda rows=rows: _run_blocks(rows_in, residual, rows_out, pwconv1, pwconv2, gamma,
-                                                          rows)) for rows in candidates}
+    times = {rows: best_time(lambda rows=rows: _run_blocks(rows_in, residual, rows_out, pwconv1, pwconv2, gamma, rows),
+                             _TIMING_BUDGET_S) for rows in candidates}
     best = min(times, key=times.get)
     with _lock:
         _block_rows_by_shape[key] = best

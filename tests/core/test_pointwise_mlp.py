@@ -87,7 +87,7 @@ def test_blocks_run_only_at_inference_in_float32_untraced(parity_fixture, monkey
 def test_block_rows_are_measured_once_per_shape(parity_fixture, monkeypatch):
     timed = []
     monkeypatch.setattr(pointwise_mlp, "_block_rows_by_shape", {})
-    monkeypatch.setattr(pointwise_mlp, "best_time", lambda fn: timed.append(fn) or (fn(), 1.0 / len(timed))[1])
+    monkeypatch.setattr(pointwise_mlp, "best_time", lambda fn, budget: timed.append(fn) or (fn(), 1.0 / len(timed))[1])
     x, branch, pwconv1, pwconv2, gamma = _stage_tensors(parity_fixture)
     out = torch.empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
     rows_in, residual, rows_out = next(pointwise_mlp._row_matrices(x, branch.permute(0, 2, 3, 1), out))
