@@ -188,11 +188,12 @@ def measure_plan(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return plan, {"forward": forward, "input_grad": input_grad, "weight_grad": weight_grad}
 
 
-def cache_path() -> Path:
-    """Where plans are cached: $DYNAMO_CACHE_DIR, else $XDG_CACHE_HOME/dynamo, else ~/.cache/dynamo."""
+def cache_path(kind: str = "conv_layouts") -> Path:
+    """Where measured choices of one `kind` are cached: $DYNAMO_CACHE_DIR, else $XDG_CACHE_HOME/dynamo, else
+    ~/.cache/dynamo, in a file named by the kind and a hash of the CPU signature."""
     root = os.environ.get("DYNAMO_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dynamo"
     signature = json.dumps({**machine_info(), "planner": _PLANNER_VERSION}, sort_keys=True)
-    return Path(root) / f"conv_layouts-{hashlib.sha256(signature.encode()).hexdigest()[:16]}.json"
+    return Path(root) / f"{kind}-{hashlib.sha256(signature.encode()).hexdigest()[:16]}.json"
 
 
 class PlanCache:

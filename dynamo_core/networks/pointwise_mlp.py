@@ -4,30 +4,72 @@ Written plainly, `x + gamma * pwconv2(gelu(pwconv1(branch)))` expands every posi
 before GELU and the second product read them back: at batch 8 and 1/4 scale that hidden tensor is
 94 MB, far past the caches. At inference on the CPU (no autograd, float32, no autocast) the same
 products run over blocks of rows whose hidden part stays in cache, and the residual is added block by
-block; on a 2-core AVX2 EPYC this ran stage 1's MLP 2.5 times faster at batch 8. How many rows a block
-holds is measured on the machine at hand the first time a shape is seen (`block_rows`). Each output
+block; on a 2-core AVX2 EPYC this ran the first stage's MLP 2.2-2.5 times faster at batch 8. How many
+rows a block holds is measured on the machine at hand the first time a shape is seen, and cached on disk
+per CPU model, torch version and thread count like the convolution plans (`block_rows`). Each output
 value is computed by the same operations in the same order as the plain form, so the two agree to the
 matrix product's rounding.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime import best_time
+from ..atomic_files import atomic_output
+from ..conv_layouts import cache_path
+from ..runtime import best_time, machine_info
 from .blocks import drop_path, in_inference
+
+log = logging.getLogger(__name__)
 
 # Row counts tried for one block; a matrix with fewer rows is also tried whole.
 _CANDIDATE_ROWS = (512, 1024, 2048, 4096, 8192)
 # Time each candidate at least this long (best of its runs): a shorter budget picked the whole matrix
 # against a 2x faster block size on a noisy 2-core machine.
 _TIMING_BUDGET_S = 0.2
-_block_rows_by_shape: dict[tuple, int] = {}
-_lock = threading.Lock()
+
+
+class BlockRowsCache:
+    """Measured rows per block by matrix shape, for this CPU signature; read once, written back atomically."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or cache_path("mlp_blocks")
+        self.rows: dict[str, int] = {}
+        self._lock = threading.Lock()
+        try:
+            stored = json.loads(self.path.read_text(encoding="utf-8"))
+            self.rows = {key: int(rows) for key, rows in stored["rows"].items() if int(rows) > 0}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass  # a missing or damaged cache is measured again
+
+    def get(self, key: str) -> int | None:
+        return self.rows.get(key)
+
+    def put(self, key: str, rows: int) -> None:
+        with self._lock:
+            self.rows[key] = rows
+            try:
+                with atomic_output(self.path, "w") as out:
+                    json.dump({"signature": machine_info(), "rows": dict(sorted(self.rows.items()))}, out, indent=1)
+            except OSError as error:  # a read-only home still predicts, only measures again next time
+                log.debug("could not write %s: %s", self.path, error)
+
+
+_shared_cache: BlockRowsCache | None = None
+
+
+def _cache() -> BlockRowsCache:
+    global _shared_cache
+    if _shared_cache is None or _shared_cache.path != cache_path("mlp_blocks"):
+        _shared_cache = BlockRowsCache()
+    return _shared_cache
 
 
 def residual_mlp(x: torch.Tensor, branch: torch.Tensor, pwconv1: nn.Linear, pwconv2: nn.Linear,
@@ -72,20 +114,22 @@ def _run_blocks(rows_in, residual, rows_out, pwconv1, pwconv2, gamma, rows: int)
 
 
 def block_rows(rows_in, residual, rows_out, pwconv1, pwconv2, gamma) -> int:
-    """Rows per block for this matrix shape: measured once per process (each candidate writes the same
-    values into `rows_out`, which the caller then overwrites)."""
-    key = (rows_in.shape[0], pwconv1.in_features, pwconv1.out_features, rows_in.dtype)
-    with _lock:
-        known = _block_rows_by_shape.get(key)
-    if known is not None:
-        return known
+    """Rows per block for this matrix shape: cached, else measured (each candidate writes the same values into
+    `rows_out`, which the caller then overwrites). A matrix of at most the smallest candidate is one block."""
     total = rows_in.shape[0]
     candidates = [rows for rows in _CANDIDATE_ROWS if rows < total] + [total]
+    if len(candidates) == 1:
+        return total
+    key = json.dumps([total, pwconv1.in_features, pwconv1.out_features, str(rows_in.dtype)])
+    cache = _cache()
+    known = cache.get(key)
+    if known is not None:
+        return known
     times = {rows: best_time(lambda rows=rows: _run_blocks(rows_in, residual, rows_out, pwconv1, pwconv2, gamma, rows),
                              _TIMING_BUDGET_S) for rows in candidates}
     best = min(times, key=times.get)
-    with _lock:
-        _block_rows_by_shape[key] = best
+    log.debug("MLP blocks %s: %s rows (%s)", key, best, times)
+    cache.put(key, best)
     return best
 
 

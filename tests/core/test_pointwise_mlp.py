@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
 
 from conftest import fill_module, fixture_inputs, float_rounding_bound
+from dynamo_core import conv_layouts
 from dynamo_core.networks import litemono, pointwise_mlp
 
 
@@ -84,20 +87,35 @@ def test_blocks_run_only_at_inference_in_float32_untraced(parity_fixture, monkey
     assert len(calls) == 1
 
 
-def test_block_rows_are_measured_once_per_shape(parity_fixture, monkeypatch):
+def test_block_rows_are_measured_once_per_machine_and_cached_on_disk(parity_fixture, monkeypatch, tmp_path):
+    monkeypatch.setenv("DYNAMO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pointwise_mlp, "_shared_cache", None)
     timed = []
-    monkeypatch.setattr(pointwise_mlp, "_block_rows_by_shape", {})
+    # A fake timer under which the last candidate (the whole matrix) is fastest.
     monkeypatch.setattr(pointwise_mlp, "best_time", lambda fn, budget: timed.append(fn) or (fn(), 1.0 / len(timed))[1])
     x, branch, pwconv1, pwconv2, gamma = _stage_tensors(parity_fixture)
     out = torch.empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1])
-    rows_in, residual, rows_out = next(pointwise_mlp._row_matrices(x, branch.permute(0, 2, 3, 1), out))
-    with torch.no_grad():
-        first = pointwise_mlp.block_rows(rows_in, residual, rows_out, pwconv1, pwconv2, gamma)
-        count = len(timed)
-        assert pointwise_mlp.block_rows(rows_in, residual, rows_out, pwconv1, pwconv2, gamma) == first
-    assert len(timed) == count >= 1
-    # The fake timer makes the last candidate fastest: the whole matrix.
-    assert first == rows_in.shape[0]
+    matrices = next(pointwise_mlp._row_matrices(x, branch.permute(0, 2, 3, 1), out))
+    total = matrices[0].shape[0]
+    candidates = len([rows for rows in pointwise_mlp._CANDIDATE_ROWS if rows < total]) + 1
+
+    def rows_for_a_new_process():
+        monkeypatch.setattr(pointwise_mlp, "_shared_cache", None)
+        with torch.no_grad():
+            return pointwise_mlp.block_rows(*matrices, pwconv1, pwconv2, gamma)
+
+    assert rows_for_a_new_process() == total
+    if candidates == 1:  # a matrix no larger than the smallest block is one block, without timing
+        assert not timed
+        return
+    assert len(timed) == candidates
+    path = conv_layouts.cache_path("mlp_blocks")
+    assert list(json.loads(path.read_text())["rows"].values()) == [total]
+    assert rows_for_a_new_process() == total and len(timed) == candidates  # read from disk
+    for damaged in ("{not json", json.dumps({"rows": {"k": "many"}})):
+        path.write_text(damaged)
+        assert rows_for_a_new_process() == total
+    assert len(timed) == 3 * candidates  # each damaged cache measured again
 
 
 def test_encoder_at_inference_agrees_with_its_plain_form(parity_fixture):
