@@ -46,14 +46,18 @@ from dynamo_core.prediction.predictor import Predictor  # noqa: E402
 
 def interleaved_fps(runs: dict, repeats: int) -> dict[str, float]:
     """Frames per second of each `name: (run, frames)`: after one warm-up call each, `repeats` rounds that
-    call every run once in turn, so that the machine's drift reaches them all alike; medians per run."""
+    call every run once, so that the machine's drift reaches them all alike. The order rotates by one each
+    round, so that no run always follows the same other one (a large batch leaves the caches cold for
+    whatever runs next). Medians per run."""
     for run, _ in runs.values():
         run()
+    names = list(runs)
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, (run, _) in runs.items():
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            run()
+            runs[name][0]()
             times[name].append(time.perf_counter() - start)
     return {name: frames / statistics.median(times[name]) for name, (_, frames) in runs.items()}
 
@@ -77,6 +81,8 @@ def onnx_session(model, args):
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     options.log_severity_level = 3
+    # onnxruntime's threads otherwise spin after each run and slow whatever is timed next.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
