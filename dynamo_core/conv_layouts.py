@@ -218,12 +218,17 @@ class PlanCache:
     def put(self, key: str, plan: LayoutPlan) -> None:
         with self._lock:
             self.plans[key] = plan
-            try:
-                payload = {"signature": machine_info(), "plans": {k: vars(v) for k, v in sorted(self.plans.items())}}
-                with atomic_output(self.path, "w") as out:
-                    json.dump(payload, out, indent=1)
-            except OSError as error:  # a read-only home still trains, only measures again next time
-                log.debug("could not write %s: %s", self.path, error)
+            write_cache(self.path, "plans", {k: vars(v) for k, v in sorted(self.plans.items())})
+
+
+def write_cache(path: Path, field: str, entries: dict) -> None:
+    """Store measured choices under `field` with the CPU signature, atomically. A read-only home still
+    works: it only measures again next time."""
+    try:
+        with atomic_output(path, "w") as out:
+            json.dump({"signature": machine_info(), field: entries}, out, indent=1)
+    except OSError as error:
+        log.debug("could not write %s: %s", path, error)
 
 
 _shared_cache: PlanCache | None = None

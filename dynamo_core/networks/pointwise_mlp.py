@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic_files import atomic_output
-from ..conv_layouts import cache_path
-from ..runtime import best_time, machine_info
+from ..conv_layouts import cache_path, write_cache
+from ..runtime import best_time
 from .blocks import drop_path, in_inference
 
 log = logging.getLogger(__name__)
@@ -55,11 +54,7 @@ class BlockRowsCache:
     def put(self, key: str, rows: int) -> None:
         with self._lock:
             self.rows[key] = rows
-            try:
-                with atomic_output(self.path, "w") as out:
-                    json.dump({"signature": machine_info(), "rows": dict(sorted(self.rows.items()))}, out, indent=1)
-            except OSError as error:  # a read-only home still predicts, only measures again next time
-                log.debug("could not write %s: %s", self.path, error)
+            write_cache(self.path, "rows", dict(sorted(self.rows.items())))
 
 
 _shared_cache: BlockRowsCache | None = None
