@@ -17,6 +17,7 @@ Lines file so that a report can draw the curves:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -27,6 +28,12 @@ from .. import losses
 from ..evaluation.depth_metrics import mean_depth_errors, region_means, score_depth_batch
 from ..evaluation.motseg_metrics import MOVING_LABEL, UNLABELED_LABEL, MotionSegAccumulator
 from ..geometry import disp_to_depth, grid_camera, pixel_grid, project_to_grid
+
+log = logging.getLogger(__name__)
+
+
+DEPTH_SCALARS = ("abs_rel", "abs_rel_moving", "disp_spread")
+MASK_SCALARS = ("mask_f1", "mask_ap", "mask_moving", "mask_static", "moving_labelled_static")
 
 
 class HeldOutMonitor:
@@ -62,9 +69,15 @@ class HeldOutMonitor:
             batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.batch.items()}
             inputs = {k: v for k, v in batch.items() if isinstance(k, tuple) and k[0] == "color_aug"}
             outputs = model(inputs)
-            values = self._depth(batch, outputs)
-            if ("motion_mask", -1, 0) in outputs:
-                values.update(self._mask(batch, outputs))
+            with_mask = ("motion_mask", -1, 0) in outputs
+            if all(bool(torch.isfinite(v).all()) for v in outputs.values()):
+                values = self._depth(batch, outputs)
+                if with_mask:
+                    values.update(self._mask(batch, outputs))
+            else:
+                # A diverged model is for the trainer to report; the curve shows a gap.
+                log.warning("the model's outputs on the held-out frames are not finite at step %d", global_step)
+                values = dict.fromkeys(DEPTH_SCALARS + (MASK_SCALARS if with_mask else ()), math.nan)
         finally:
             model.train(was_training)
         entry = {"phase": phase, "step": int(global_step), **values}

@@ -103,6 +103,17 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
 
+def running_statistics(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The buffers that a training-mode forward changes: each batch norm's running mean, variance and count."""
+    return [
+        buffer
+        for module in model.modules()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+        for buffer in (module.running_mean, module.running_var, module.num_batches_tracked)
+        if buffer is not None
+    ]
+
+
 class Trainer:
     """Builds the model from a RunConfig and runs the schedule.
 
@@ -287,6 +298,8 @@ class Trainer:
         config = self.config
         batch = to_device(batch, self.device)
         add_color_pyramid(batch, config.model.scales)
+        statistics = running_statistics(self.model)
+        saved = [s.clone() for s in statistics]
         with autocast(self.device, self.compute_dtype):
             outputs = network(batch, trainable=phase.networks)
         # The objective is always evaluated in float32.
@@ -300,6 +313,11 @@ class Trainer:
         )
         optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(result.total):
+            # The forward already folded this batch into the batch-norm statistics; a non-finite
+            # activation there would poison every later evaluation, so they go back as they were.
+            with torch.no_grad():
+                for statistic, before in zip(statistics, saved):
+                    statistic.copy_(before)
             log.warning("non-finite loss at step %d; update skipped", global_step)
             return {"loss": float("nan")}, True
         result.total.backward()

@@ -11,7 +11,7 @@ from dynamo_core.model import MODULE_NAMES
 from dynamo_core.training import state as state_module
 from dynamo_core.training.run import build_training_dataset
 from dynamo_core.training.state import latest_checkpoint, load_training_state
-from dynamo_core.training.trainer import Callbacks, Trainer, TrainingDiverged, epoch_indices
+from dynamo_core.training.trainer import Callbacks, Trainer, TrainingDiverged, epoch_indices, running_statistics
 from train_helpers import DRIVE, kitti_copy, kitti_split, run_config  # noqa: F401  (fixtures)
 
 
@@ -115,6 +115,38 @@ def test_non_finite_loss_is_skipped_then_stops(tmp_path, kitti_split, monkeypatc
     for key, value in saved.items():
         assert torch.equal(after[f"motion_dec.{key}"], value)
     assert not torch.equal(before["depth_dec.dispconv_0.conv.weight"], after["depth_dec.dispconv_0.conv.weight"])
+
+
+def test_a_skipped_step_leaves_the_batch_norm_statistics_as_they_were(tmp_path, kitti_split):
+    """A non-finite forward reaches the running statistics before the loss is checked; they must be undone,
+    or every later evaluation of the model gives NaN although training goes on."""
+    config = run_config(tmp_path, kitti_split, schedule=(1, 0, 0, 0), epoch_size=3)
+    snapshots = []
+
+    class Snapshots(Callbacks):
+        def step_finished(self, info):
+            snapshots.append((info.skipped, [b.clone() for b in running_statistics(trainer.model)]))
+
+    calls = {"n": 0}
+
+    def poison_the_second_batch(model, phase):
+        def forward(batch, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                batch = {k: v * float("nan") if isinstance(k, tuple) and k[0] == "color_aug" else v
+                         for k, v in batch.items()}
+            return model(batch, **kwargs)
+        return forward
+
+    trainer = Trainer(config, build_training_dataset(config), callbacks=Snapshots(), wrap_model=poison_the_second_batch)
+    trainer.fit()
+    assert [skipped for skipped, _ in snapshots] == [False, True, False]
+    (_, first), (_, poisoned), (_, last) = snapshots
+    assert len(first) > 0
+    for before, after in zip(first, poisoned):
+        assert torch.equal(before, after)
+    assert all(bool(torch.isfinite(b.float()).all()) for b in last)
+    assert any(not torch.equal(a, b) for a, b in zip(first, last))  # the next good step still updates them
 
 
 def test_epoch_indices_are_disjoint_per_rank_and_reproducible():
