@@ -122,7 +122,10 @@ def build_scene(rng: np.random.Generator, frames: int) -> Scene:
 
 
 def _ego_path(rng: np.random.Generator, frames: int) -> EgoPath:
-    speed = rng.uniform(0.5, 1.5)
+    # One speed for every sequence, within 5%: when it varies threefold, the pose network must learn each
+    # sequence's speed before depth becomes consistent across them, and from scratch that took 1000-1125
+    # disp_init steps at the demo's settings against 425-500 here.
+    speed = rng.uniform(0.95, 1.05)
     height = rng.uniform(1.5, 1.7)
     period = rng.uniform(40.0, 100.0)
     omega = 2 * math.pi / period

@@ -213,7 +213,7 @@ def test_scenes_hold_the_cases_the_method_is_about(seed):
     scene = build_scene(np.random.default_rng([seed, 0]), frames)
     ego = scene.ego
     assert 1.5 <= ego.height <= 1.7
-    assert 0.5 <= ego.speed <= 1.5
+    assert 0.95 <= ego.speed <= 1.05
     boxes = scene.boxes
     vehicles = boxes.kind == sc.VEHICLE
     assert 2 <= vehicles.sum() <= 6
