@@ -158,14 +158,22 @@ def _run_config(settings: DemoSettings, plan: DemoPlan | None, phase: str | None
 
 
 def make_data(settings: DemoSettings, progress: DemoProgress) -> Path:
-    from .synthetic import generate_dataset
+    from .synthetic.dataset import OtherSettingsError, generate_dataset
 
     size = settings.size
     progress.stage("data", f"{size.sequences} sequences x {size.frames} frames")
-    generate_dataset(
-        _data_dir(settings), sequences=size.sequences, frames=size.frames, height=size.render_height,
-        width=size.render_width, seed=settings.seed, test_sequences=size.test_sequences, progress=progress.advance,
-    )
+    try:
+        generate_dataset(
+            _data_dir(settings), sequences=size.sequences, frames=size.frames, height=size.render_height,
+            width=size.render_width, seed=settings.seed, test_sequences=size.test_sequences, progress=progress.advance,
+        )
+    except OtherSettingsError as err:
+        # The runs in OUT were trained on those scenes, so continuing there would mix two data sets.
+        raise ConfigError(
+            f"{settings.out} holds a demo made on other synthetic scenes ({', '.join(err.differences)}; an "
+            f"earlier version of dynamo, or other options). Choose another --out, or delete {settings.out} "
+            "to start again."
+        ) from None
     return _data_dir(settings)
 
 

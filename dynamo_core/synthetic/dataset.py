@@ -192,6 +192,17 @@ def _read_json(path: Path, remedy: str = "delete it or pass --force to render th
     return data
 
 
+class OtherSettingsError(ConfigError):
+    """The output folder already holds scenes made with other settings or by another format version.
+
+    `folder` is the folder concerned; `differences` names what differs, as "key old (now new)"."""
+
+    def __init__(self, message: str, folder: Path, differences: list[str]):
+        super().__init__(message)
+        self.folder = folder
+        self.differences = differences
+
+
 def _refuse_other_settings(out: Path, settings: dict, sequences: int, test_sequences: int) -> None:
     """A folder holding a dataset made with other settings is not silently mixed with a new one."""
     path = out / _MANIFEST
@@ -201,9 +212,10 @@ def _refuse_other_settings(out: Path, settings: dict, sequences: int, test_seque
     wanted = {**settings, "sequences": sequences, "test_sequences": test_sequences, "version": FORMAT_VERSION}
     differ = [f"{key} {manifest.get(key)} (now {value})" for key, value in wanted.items() if manifest.get(key) != value]
     if differ:
-        raise ConfigError(
+        raise OtherSettingsError(
             f"{out} already holds a synthetic dataset made with other settings: {', '.join(differ)}. "
-            "Pass --force to replace it, or choose another --out."
+            "Pass --force to replace it, or choose another --out.",
+            out, differ,
         )
 
 
@@ -225,10 +237,12 @@ def _sequence_complete(folder: Path, settings: dict, index: int) -> bool:
         return False
     data = _read_json(marker)
     expected = {**settings, "index": index, "version": FORMAT_VERSION}
-    if any(data.get(key) != value for key, value in expected.items()):
-        raise ConfigError(
-            f"{folder} holds a sequence rendered with other settings; pass --force to render it again, "
-            "or choose another --out"
+    differ = [f"{key} {data.get(key)} (now {value})" for key, value in expected.items() if data.get(key) != value]
+    if differ:
+        raise OtherSettingsError(
+            f"{folder} holds a sequence rendered with other settings ({', '.join(differ)}); pass --force to "
+            "render it again, or choose another --out",
+            folder, differ,
         )
     return True
 

@@ -88,6 +88,34 @@ def test_bad_budget_and_model(tmp_path):
     assert result.exit_code == 1 and "--precision must be" in result.stderr
 
 
+def test_a_demo_folder_from_other_scenes_is_refused_and_kept(tmp_path):
+    """Scenes of an earlier generator version: the runs there were trained on them, so the demo stops
+    before any work and says what to do, and deletes nothing."""
+    from dynamo_core.demo import SMOKE_SIZE
+    from dynamo_core.synthetic import FORMAT_VERSION, generate_dataset
+
+    out = tmp_path / "demo"
+    size = SMOKE_SIZE
+    generate_dataset(out / "data", sequences=size.sequences, frames=size.frames, height=size.render_height,
+                     width=size.render_width, seed=0, test_sequences=size.test_sequences)
+    manifest = out / "data" / "synthetic.json"
+    earlier = {**json.loads(manifest.read_text()), "version": FORMAT_VERSION - 1}
+    manifest.write_text(json.dumps(earlier))
+    trained = out / "run" / "models" / "disp_init_00" / "depth_enc.pth"
+    trained.parent.mkdir(parents=True)
+    trained.write_bytes(b"weights")
+
+    result = runner.invoke(app, ["demo", "--smoke", "--out", str(out)])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    for part in (str(out), f"version {FORMAT_VERSION - 1} (now {FORMAT_VERSION})", "another --out"):
+        assert part in message, (part, message)
+    assert "--force" not in message  # the demo has no such option
+    assert json.loads(manifest.read_text()) == earlier
+    assert trained.read_bytes() == b"weights"
+    assert not (out / "demo_plan.json").exists()
+
+
 def _planned_seconds(epoch_size: dict, epochs: int, seconds: dict) -> float:
     """Dynamo's steps plus the baseline's extra disp_init steps, one per step of Dynamo's last three phases."""
     from dynamo_core.demo import LOOP_OVERHEAD
