@@ -210,13 +210,15 @@ def _refuse_other_settings(out: Path, settings: dict, sequences: int, test_seque
         return
     manifest = _read_json(path)
     wanted = {**settings, "sequences": sequences, "test_sequences": test_sequences, "version": FORMAT_VERSION}
-    differ = [f"{key} {manifest.get(key)} (now {value})" for key, value in wanted.items() if manifest.get(key) != value]
+    _refuse_differences(manifest, wanted, out, "{folder} already holds a synthetic dataset made with other settings: "
+                        "{differ}. Pass --force to replace it, or choose another --out.")
+
+
+def _refuse_differences(found: dict, wanted: dict, folder: Path, message: str) -> None:
+    """Raise OtherSettingsError, `message` filled with the folder and what differs, unless `found` has `wanted`."""
+    differ = [f"{key} {found.get(key)} (now {value})" for key, value in wanted.items() if found.get(key) != value]
     if differ:
-        raise OtherSettingsError(
-            f"{out} already holds a synthetic dataset made with other settings: {', '.join(differ)}. "
-            "Pass --force to replace it, or choose another --out.",
-            out, differ,
-        )
+        raise OtherSettingsError(message.format(folder=folder, differ=", ".join(differ)), folder, differ)
 
 
 def _remove_previous(out: Path) -> None:
@@ -237,13 +239,8 @@ def _sequence_complete(folder: Path, settings: dict, index: int) -> bool:
         return False
     data = _read_json(marker)
     expected = {**settings, "index": index, "version": FORMAT_VERSION}
-    differ = [f"{key} {data.get(key)} (now {value})" for key, value in expected.items() if data.get(key) != value]
-    if differ:
-        raise OtherSettingsError(
-            f"{folder} holds a sequence rendered with other settings ({', '.join(differ)}); pass --force to "
-            "render it again, or choose another --out",
-            folder, differ,
-        )
+    _refuse_differences(data, expected, folder, "{folder} holds a sequence rendered with other settings ({differ}); "
+                        "pass --force to render it again, or choose another --out")
     return True
 
 

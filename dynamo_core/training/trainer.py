@@ -151,6 +151,8 @@ class Trainer:
             keep_freed_memory()
             conv_layouts.install(self.model, config.train.conv_layout)
         self.wrap_model = wrap_model or (lambda model, phase: model)
+        # Loading weights copies into these buffers in place, so the list stays valid.
+        self.batch_norm_statistics = running_statistics(self.model)
         self.monitor = monitor
         self.loss_generator = torch.Generator().manual_seed(config.train.seed * 7919 + rank)
         self.resume_from = latest_checkpoint(self.models_dir) if resume else None
@@ -298,8 +300,7 @@ class Trainer:
         config = self.config
         batch = to_device(batch, self.device)
         add_color_pyramid(batch, config.model.scales)
-        statistics = running_statistics(self.model)
-        saved = [s.clone() for s in statistics]
+        saved = [s.clone() for s in self.batch_norm_statistics]
         with autocast(self.device, self.compute_dtype):
             outputs = network(batch, trainable=phase.networks)
         # The objective is always evaluated in float32.
@@ -316,7 +317,7 @@ class Trainer:
             # The forward already folded this batch into the batch-norm statistics; a non-finite
             # activation there would poison every later evaluation, so they go back as they were.
             with torch.no_grad():
-                for statistic, before in zip(statistics, saved):
+                for statistic, before in zip(self.batch_norm_statistics, saved):
                     statistic.copy_(before)
             log.warning("non-finite loss at step %d; update skipped", global_step)
             return {"loss": float("nan")}, True
