@@ -48,24 +48,28 @@ def demo(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: default)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when visible, else CPU), cpu or cuda; the plan sizes the schedule on it."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 (default), bf16, or auto (bf16 only on CPUs with native bfloat16)."),
+    flow_start: str = typer.Option("random", "--flow-start", help="How the complete-flow head starts: random (as "
+                                   "published) or ego (the ego translation at every pixel; see the README)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON document instead of the table."),
 ) -> None:
     """Show the method work on synthetic scenes with exact ground truth.
 
     Renders the default synthetic set if missing, then trains within the budget: the four Dynamo phases, and a static-world baseline (the disp_init objective, as Monodepth2) that shares the first phase and trains on for exactly as many steps as the whole Dynamo schedule. Evaluates both (depth overall and on background, static and moving objects; motion-mask F1 and AP; odometry ATE), draws learning curves measured on held-out frames, sets both side by side on a car driving at the camera's speed, renders one test sequence, and writes OUT/report.md, OUT/report.html and OUT/metrics.json. Rerunning continues where it stopped.
     """
-    from dynamo_core.config import DEPTH_MODELS
+    from dynamo_core.config import DEPTH_MODELS, FLOW_STARTS
     from dynamo_core.demo import DemoSettings, run_demo, summary_rows
     from dynamo_core.errors import ConfigError
 
     if depth_model not in DEPTH_MODELS:
         raise ConfigError(f"--depth-model must be one of {', '.join(DEPTH_MODELS)}, got {depth_model!r}.")
+    if flow_start not in FLOW_STARTS:
+        raise ConfigError(f"--flow-start must be one of {', '.join(FLOW_STARTS)}, got {flow_start!r}.")
     from dynamo_core.runtime import check_precision, resolve_device
 
     resolve_device(device)
     check_precision(precision)
     settings = DemoSettings(out=out, budget_minutes=budget_minutes, depth_model=depth_model, smoke=smoke, seed=seed,
-                            threads=threads, device=device, precision=precision)
+                            threads=threads, device=device, precision=precision, flow_start=flow_start)
     display = _Display(budget_minutes)
     with display.progress:
         result = run_demo(settings, display)

@@ -52,6 +52,7 @@ def build_config(
     wandb: bool,
     precision: str = "fp32",
     conv_layout: str = "auto",
+    flow_start: str = "random",
 ) -> RunConfig:
     """Options to a validated RunConfig, with the dataset-dependent defaults filled in."""
     default_h, default_w = DATASET_SIZES.get(dataset, (192, 640))
@@ -65,6 +66,7 @@ def build_config(
         frame_ids=int_list(frame_ids, "--frame-ids"),
         min_depth=min_depth,
         max_depth=max_depth,
+        flow_start=flow_start,
     )
     config = RunConfig(
         model=model,
@@ -100,6 +102,8 @@ def train(
     depth_model: str = typer.Option("litemono", "--depth-model", help="litemono (Lite-Mono-8M) or monodepthv2 (ResNet)."),
     num_layers: int = typer.Option(18, "--num-layers", help="ResNet depth of the pose/motion encoders (18, 34 or 50)."),
     weights_init: str = typer.Option("pretrained", "--weights-init", help="pretrained (ImageNet) or scratch."),
+    flow_start: str = typer.Option("random", "--flow-start", help="How the complete-flow head starts: random (as "
+                                   "published) or ego (it outputs the ego translation at every pixel)."),
     scales: Optional[str] = typer.Option(None, "--scales", help="Loss scales, e.g. 0,1,2 (default: 0,1,2 Lite-Mono; 0,1,2,3 Monodepth2)."),
     frame_ids: str = typer.Option("0,-1,1", "--frame-ids", help="Target frame then source frames."),
     min_depth: float = typer.Option(0.1, "--min-depth", help="Depth of the largest disparity, in metres."),
@@ -187,7 +191,7 @@ def train(
         learning_rate=learning_rate, scheduler_step_size=scheduler_step_size, epoch_schedule=epoch_schedule,
         epoch_size=epoch_size, loss=loss, load=load, log_frequency=log_frequency, save_frequency=save_frequency,
         keep_checkpoints=keep_checkpoints, num_workers=num_workers, device=device, seed=seed, max_steps=max_steps, threads=threads, wandb=wandb,
-        precision=precision, conv_layout=conv_layout,
+        precision=precision, conv_layout=conv_layout, flow_start=flow_start,
     )
     run_dir = Path(config.train.log_dir) / config.train.name
     if gpus > 1 or nnodes > 1:

@@ -133,3 +133,17 @@ def test_corrupt_jpeg_named_from_a_worker_process(tmp_path, split):
     assert result.exit_code == 1
     assert "0000000001.jpg" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_unknown_flow_start(tmp_path, split):
+    result = runner.invoke(app, train_args(tmp_path, split) + ["--flow-start", "zeros"])
+    assert result.exit_code == 1
+    assert "--flow-start must be one of random, ego, got 'zeros'" in result.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_flow_start_is_recorded_and_used(tmp_path, split):
+    result = runner.invoke(app, train_args(tmp_path, split) + ["--flow-start", "ego", "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "logs" / "dynamo" / "config.json").read_text())
+    assert config["model"]["flow_start"] == "ego"

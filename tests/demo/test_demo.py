@@ -86,6 +86,9 @@ def test_bad_budget_and_model(tmp_path):
     assert result.exit_code == 1 and "--device must be cpu, cuda or auto" in result.stderr
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--precision", "fp8"])
     assert result.exit_code == 1 and "--precision must be" in result.stderr
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--flow-start", "zeros"])
+    assert result.exit_code == 1 and "--flow-start must be one of random, ego" in result.stderr
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_demo_folder_from_other_scenes_is_refused_and_kept(tmp_path):
