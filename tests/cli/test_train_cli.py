@@ -65,17 +65,15 @@ def test_height_not_multiple_of_32(tmp_path, split):
     assert not (tmp_path / "logs").exists()
 
 
-def test_unknown_precision(tmp_path, split):
-    result = runner.invoke(app, train_args(tmp_path, split) + ["--precision", "fp16"])
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--precision", "fp16", "--precision must be auto, fp32 or bf16, got 'fp16'"),
+    ("--keep-checkpoints", "newest", "--keep-checkpoints must be all or phase-end, got 'newest'"),
+    ("--flow-start", "zeros", "--flow-start must be one of random, ego, got 'zeros'"),
+])
+def test_unknown_choice(tmp_path, split, option, value, message):
+    result = runner.invoke(app, train_args(tmp_path, split) + [option, value])
     assert result.exit_code == 1
-    assert "--precision must be auto, fp32 or bf16, got 'fp16'" in result.stderr
-    assert not (tmp_path / "logs").exists()
-
-
-def test_unknown_keep_checkpoints(tmp_path, split):
-    result = runner.invoke(app, train_args(tmp_path, split) + ["--keep-checkpoints", "newest"])
-    assert result.exit_code == 1
-    assert "--keep-checkpoints must be all or phase-end, got 'newest'" in result.stderr
+    assert message in result.stderr
     assert not (tmp_path / "logs").exists()
 
 
@@ -133,13 +131,6 @@ def test_corrupt_jpeg_named_from_a_worker_process(tmp_path, split):
     assert result.exit_code == 1
     assert "0000000001.jpg" in result.stderr
     assert "Traceback" not in result.output
-
-
-def test_unknown_flow_start(tmp_path, split):
-    result = runner.invoke(app, train_args(tmp_path, split) + ["--flow-start", "zeros"])
-    assert result.exit_code == 1
-    assert "--flow-start must be one of random, ego, got 'zeros'" in result.stderr
-    assert not (tmp_path / "logs").exists()
 
 
 def test_flow_start_is_recorded_and_used(tmp_path, split):
