@@ -12,7 +12,11 @@ the published objective, and feeds the loss
   (`--pose learnt`), which `--pose learnt-scaled` rescales to the true translation length.
 
 `--world-scale` then multiplies every depth and translation by one factor: the same scene in other
-units, as the networks, which learn depth only up to scale, see it.
+units, as the networks, which learn depth only up to scale, see it. `--train-pose` trains the
+checkpoint's pose network along with the motion networks in `mask_init`, as the published phase does.
+
+The ramped weights (sparsity, smoothness, consistency) reach full strength after a third of each
+phase, as in a phase of one epoch.
 
 Every `--every` steps it prints one JSON line measured on every test frame at the training size: the
 mask's best F1 and average precision, its mean on moving and on other pixels, the share of moving
@@ -102,15 +106,17 @@ class Geometry:
     def __init__(self, depth: str, pose: str, learnt: DynamoModel | None, scales, world_scale: float = 1.0):
         self.depth, self.pose, self.learnt, self.scales = depth, pose, learnt, scales
         self.world_scale = world_scale
+        self.train_pose = False  # gradients reach the learnt pose network
 
-    @torch.no_grad()
     def outputs(self, data: dict, index: torch.Tensor) -> dict:
         true_depth = data["depth"][index]
         learnt: dict = {}
         if self.learnt is not None:
             inputs = {("color_aug", k, 0): data["colour"][index, j] for j, k in enumerate((-1, 0, 1))}
-            self.learnt.predict_depth(inputs, learnt)
-            self.learnt.predict_poses(inputs, learnt)
+            with torch.no_grad():
+                self.learnt.predict_depth(inputs, learnt)
+            with torch.set_grad_enabled(self.train_pose and torch.is_grad_enabled()):
+                self.learnt.predict_poses(inputs, learnt)
         depth = true_depth
         if self.depth != "true":
             depth = disp_to_depth(learnt["disp", 0, 0], MIN_DEPTH, MAX_DEPTH)[1]
@@ -157,6 +163,9 @@ def make_batch(data: dict, index: torch.Tensor, height: int, width: int, scales)
 def measure(model: DynamoModel, geometry: Geometry, test: dict, height: int, width: int, scales) -> dict:
     was_training = model.training
     model.eval()
+    learnt_was_training = geometry.learnt is not None and geometry.learnt.training
+    if geometry.learnt is not None:
+        geometry.learnt.eval()  # as the trainer's monitor measures: batch-norm on running statistics
     model.set_heads(True, True)
     sweep = MotionSegAccumulator()  # the demo's and `dynamo eval motseg`'s best F1 and AP
     masks, moving, labelled, gaps_moving, gaps_other = [], [], [], [], []
@@ -179,6 +188,8 @@ def measure(model: DynamoModel, geometry: Geometry, test: dict, height: int, wid
         gaps_moving.append(gap[truth])
         gaps_other.append(gap[~truth])
     model.train(was_training)
+    if learnt_was_training:
+        geometry.learnt.train()
     mask, truth = torch.cat(masks), torch.cat(moving)
     result = sweep.compute()
     return {"mask_f1": float(result.best_f1), "mask_ap": float(result.average_precision), "mask_moving": float(mask[truth].mean()), "mask_other": float(mask[~truth].mean()),
@@ -194,6 +205,8 @@ def main() -> None:
     parser.add_argument("-l", "--checkpoint", type=Path, help="a disp_init checkpoint folder, for learnt depth or pose")
     parser.add_argument("--world-scale", type=float, default=1.0, help="multiplies every depth and translation")
     parser.add_argument("--flow-start", choices=("random", "ego"), default="random")
+    parser.add_argument("--train-pose", action="store_true",
+                        help="train the checkpoint's pose network in mask_init (needs --pose learnt or learnt-scaled)")
     parser.add_argument("--motion-steps", type=int, default=300)
     parser.add_argument("--mask-steps", type=int, default=300)
     parser.add_argument("--learning-rate", type=float, default=3e-4)
@@ -206,6 +219,8 @@ def main() -> None:
     args = parser.parse_args()
     if "learnt" in args.depth + args.pose and args.checkpoint is None:
         parser.error("--depth learnt and --pose learnt need -l/--checkpoint")
+    if args.train_pose and args.pose == "true":
+        parser.error("--train-pose trains the checkpoint's pose network; add --pose learnt")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -231,9 +246,14 @@ def main() -> None:
     for name, steps in (("motion_init", args.motion_steps), ("mask_init", args.mask_steps)):
         phase = losses.PHASES[name]
         model.set_heads(phase.complete_flow, phase.motion_mask)
-        # Depth and pose come from the geometry, so only the motion networks learn.
-        optimizer = torch.optim.Adam(model.parameters_of([n for n in phase.networks if n in ("CmpFlow", "MotMask")]),
-                                     lr=args.learning_rate * phase.lr_factor)
+        # Depth and pose come from the geometry, so only the motion networks learn, and the pose
+        # network too with --train-pose, in train mode as in the trainer.
+        parameters = model.parameters_of([n for n in phase.networks if n in ("CmpFlow", "MotMask")])
+        if args.train_pose and "Pose" in phase.networks:
+            geometry.train_pose = True
+            learnt.train()
+            parameters += learnt.parameters_of(["Pose"])
+        optimizer = torch.optim.Adam(parameters, lr=args.learning_rate * phase.lr_factor)
         started = time.perf_counter()
         for step in range(steps):
             if step % args.every == 0:

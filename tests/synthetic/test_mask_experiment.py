@@ -37,7 +37,32 @@ def test_true_geometry_run_measures_both_phases_at_every_interval(small_dataset)
     assert records[-1]["mask_moving"] != records[steps]["mask_moving"]
 
 
-def test_learnt_geometry_without_a_checkpoint_is_refused(small_dataset):  # noqa: F811
-    done = run("--data", str(small_dataset), "--depth", "learnt")
+@pytest.mark.parametrize("options, named", [
+    (("--depth", "learnt"), "--checkpoint"),
+    (("--train-pose",), "--pose learnt"),
+])
+def test_options_that_need_a_learnt_pose_network_are_refused(small_dataset, options, named):  # noqa: F811
+    done = run("--data", str(small_dataset), *options)
     assert done.returncode == 2
-    assert "--checkpoint" in done.stderr
+    assert named in done.stderr
+
+
+@pytest.mark.slow
+def test_learnt_geometry_with_pose_training_runs_both_phases(small_dataset, tmp_path):  # noqa: F811
+    from dynamo_core.checkpoints import save_weights
+    from dynamo_core.config import ModelConfig, default_scales
+    from dynamo_core.model import DynamoModel
+
+    height, width = 64, 192
+    config = ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=height, width=width,
+                         scales=default_scales("monodepthv2"))
+    checkpoint = save_weights(DynamoModel(config), tmp_path / "disp_init_00", height, width)
+    steps = 2
+    done = run("--data", str(small_dataset), "--depth", "learnt", "--pose", "learnt", "-l", str(checkpoint),
+               "--train-pose", "--height", str(height), "--width", str(width), "--motion-steps", str(steps), "--mask-steps", str(steps), "--every", str(steps),
+               "--threads", "1", "--flow-start", "ego")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["phase"], r["step"]) for r in records] == [
+        (phase, step) for phase in ("motion_init", "mask_init") for step in (0, steps)]
+    assert all(set(r) == KEYS for r in records)
