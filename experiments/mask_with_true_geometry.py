@@ -12,8 +12,9 @@ the published objective, and feeds the loss
   (`--pose learnt`), which `--pose learnt-scaled` rescales to the true translation length.
 
 `--world-scale` then multiplies every depth and translation by one factor: the same scene in other
-units, as the networks, which learn depth only up to scale, see it. `--train-pose` trains the
-checkpoint's pose network along with the motion networks in `mask_init`, as the published phase does.
+units, as the networks, which learn depth only up to scale, see it. `--jitter` colour-jitters the
+motion networks' input frames as training does. `--train-pose` trains the checkpoint's pose network
+along with the motion networks in `mask_init`, as the published phase does.
 
 The ramped weights (sparsity, smoothness, consistency) reach full strength after a third of each
 phase, as in a phase of one epoch.
@@ -45,6 +46,7 @@ from PIL import Image
 from dynamo_core import losses
 from dynamo_core.checkpoints import load_weights
 from dynamo_core.config import ModelConfig, default_scales
+from dynamo_core.data.augment import sample_augmentation
 from dynamo_core.evaluation.motseg_metrics import MotionSegAccumulator
 from dynamo_core.geometry import depth_to_disp, disp_to_depth, grid_camera, pixel_grid, pose_vec_to_matrix, project_to_grid
 from dynamo_core.model import DynamoModel
@@ -142,10 +144,18 @@ class Geometry:
         return out
 
 
-def make_batch(data: dict, index: torch.Tensor, height: int, width: int, scales) -> dict:
+def make_batch(data: dict, index: torch.Tensor, height: int, width: int, scales,
+               jitter: torch.Generator | None = None) -> dict:
+    """With `jitter`, the motion networks see each item's frames colour-jittered as in training (a new
+    jitter per frame, on half of the items); the loss compares the frames as they are."""
     batch = {}
     for j, k in enumerate((-1, 0, 1)):
         batch["color", k, 0] = batch["color_aug", k, 0] = data["colour"][index, j]
+    if jitter is not None:
+        augmentations = [sample_augmentation(jitter) for _ in index]
+        for j, k in enumerate((-1, 0, 1)):
+            batch["color_aug", k, 0] = torch.stack([
+                a.jitters[j](image) if a.jitters else image for a, image in zip(augmentations, batch["color", k, 0])])
     for s in scales:
         K = np.eye(4)
         K[:3, :3] = data["K"]
@@ -205,6 +215,8 @@ def main() -> None:
     parser.add_argument("-l", "--checkpoint", type=Path, help="a disp_init checkpoint folder, for learnt depth or pose")
     parser.add_argument("--world-scale", type=float, default=1.0, help="multiplies every depth and translation")
     parser.add_argument("--flow-start", choices=("random", "ego"), default="random")
+    parser.add_argument("--jitter", action="store_true",
+                        help="colour-jitter the motion networks' input frames as training does (one jitter per frame)")
     parser.add_argument("--train-pose", action="store_true",
                         help="train the checkpoint's pose network in mask_init (needs --pose learnt or learnt-scaled)")
     parser.add_argument("--motion-steps", type=int, default=300)
@@ -237,6 +249,7 @@ def main() -> None:
     train = load_split(args.data, "train", args.height, args.width)
     test = load_split(args.data, "test", args.height, args.width)
     generator = torch.Generator().manual_seed(args.seed)
+    jitter = torch.Generator().manual_seed(args.seed + 1) if args.jitter else None  # leaves the batch order as it is
 
     def report(phase: str, step: int, started: float) -> None:
         record = {"phase": phase, "step": step, "seconds": round(time.perf_counter() - started, 1)}
@@ -260,7 +273,7 @@ def main() -> None:
                 report(name, step, started)
                 model.set_heads(phase.complete_flow, phase.motion_mask)
             index = torch.randint(0, len(train["colour"]), (args.batch_size,), generator=generator)
-            batch = make_batch(train, index, args.height, args.width, scales)
+            batch = make_batch(train, index, args.height, args.width, scales, jitter)
             out = geometry.outputs(train, index)
             model.predict_motion(batch, out)
             loss = losses.compute(batch, out, phase, step, steps, scales=scales, generator=generator).total
