@@ -13,8 +13,10 @@ the published objective, and feeds the loss
 
 `--world-scale` then multiplies every depth and translation by one factor: the same scene in other
 units, as the networks, which learn depth only up to scale, see it. `--jitter` colour-jitters the
-motion networks' input frames as training does. `--train-pose` trains the checkpoint's pose network
-along with the motion networks in `mask_init`, as the published phase does.
+motion networks' input frames as training does. `--network-scales` takes the coarser scales'
+disparities from the checkpoint's depth decoder, as training does, instead of resizing the finest
+one. `--train-pose` trains the checkpoint's pose network along with the motion networks in
+`mask_init`, as the published phase does.
 
 The ramped weights (sparsity, smoothness, consistency) reach full strength after a third of each
 phase, as in a phase of one epoch.
@@ -109,6 +111,7 @@ class Geometry:
         self.depth, self.pose, self.learnt, self.scales = depth, pose, learnt, scales
         self.world_scale = world_scale
         self.train_pose = False  # gradients reach the learnt pose network
+        self.network_scales = False  # coarse disparities from the depth decoder, as in training
 
     def outputs(self, data: dict, index: torch.Tensor) -> dict:
         true_depth = data["depth"][index]
@@ -128,6 +131,10 @@ class Geometry:
         depth = (depth * self.world_scale).clamp(MIN_DEPTH, MAX_DEPTH)
         out = {}
         for s in self.scales:
+            if s and self.network_scales:
+                coarse = disp_to_depth(learnt["disp", 0, s], MIN_DEPTH, MAX_DEPTH)[1] * self.world_scale
+                out["disp", 0, s] = depth_to_disp(coarse.clamp(MIN_DEPTH, MAX_DEPTH), MIN_DEPTH, MAX_DEPTH)
+                continue
             out["disp", 0, s] = depth_to_disp(F.interpolate(depth, scale_factor=0.5**s, mode="nearest") if s else depth,
                                               MIN_DEPTH, MAX_DEPTH)
         for j, k in enumerate(SOURCES):
@@ -217,6 +224,9 @@ def main() -> None:
     parser.add_argument("--flow-start", choices=("random", "ego"), default="random")
     parser.add_argument("--jitter", action="store_true",
                         help="colour-jitter the motion networks' input frames as training does (one jitter per frame)")
+    parser.add_argument("--network-scales", action="store_true",
+                        help="take the coarser scales' disparities from the checkpoint's depth decoder, as training "
+                             "does, instead of resizing the finest (needs --depth learnt)")
     parser.add_argument("--train-pose", action="store_true",
                         help="train the checkpoint's pose network in mask_init (needs --pose learnt or learnt-scaled)")
     parser.add_argument("--motion-steps", type=int, default=300)
@@ -231,6 +241,8 @@ def main() -> None:
     args = parser.parse_args()
     if "learnt" in args.depth + args.pose and args.checkpoint is None:
         parser.error("--depth learnt and --pose learnt need -l/--checkpoint")
+    if args.network_scales and args.depth != "learnt":
+        parser.error("--network-scales takes the checkpoint's own coarse disparities; add --depth learnt")
     if args.train_pose and args.pose == "true":
         parser.error("--train-pose trains the checkpoint's pose network; add --pose learnt")
 
@@ -246,6 +258,7 @@ def main() -> None:
         learnt.eval()
     model = DynamoModel(ModelConfig(**config, flow_start=args.flow_start))
     geometry = Geometry(args.depth, args.pose, learnt, scales, args.world_scale)
+    geometry.network_scales = args.network_scales
     train = load_split(args.data, "train", args.height, args.width)
     test = load_split(args.data, "test", args.height, args.width)
     generator = torch.Generator().manual_seed(args.seed)

@@ -40,6 +40,7 @@ def test_true_geometry_run_measures_both_phases_at_every_interval(small_dataset)
 @pytest.mark.parametrize("options, named", [
     (("--depth", "learnt"), "--checkpoint"),
     (("--train-pose",), "--pose learnt"),
+    (("--network-scales",), "--depth learnt"),
 ])
 def test_options_that_need_a_learnt_pose_network_are_refused(small_dataset, options, named):  # noqa: F811
     done = run("--data", str(small_dataset), *options)
@@ -48,7 +49,7 @@ def test_options_that_need_a_learnt_pose_network_are_refused(small_dataset, opti
 
 
 @pytest.mark.slow
-def test_learnt_geometry_with_pose_training_and_jitter_runs_both_phases(small_dataset, tmp_path):  # noqa: F811
+def test_learnt_geometry_trained_as_in_the_trainer_runs_both_phases(small_dataset, tmp_path):  # noqa: F811
     from dynamo_core.checkpoints import save_weights
     from dynamo_core.config import ModelConfig, default_scales
     from dynamo_core.model import DynamoModel
@@ -59,7 +60,7 @@ def test_learnt_geometry_with_pose_training_and_jitter_runs_both_phases(small_da
     checkpoint = save_weights(DynamoModel(config), tmp_path / "disp_init_00", height, width)
     steps = 2
     done = run("--data", str(small_dataset), "--depth", "learnt", "--pose", "learnt", "-l", str(checkpoint),
-               "--train-pose", "--jitter", "--height", str(height), "--width", str(width),
+               "--train-pose", "--jitter", "--network-scales", "--height", str(height), "--width", str(width),
                "--motion-steps", str(steps), "--mask-steps", str(steps), "--every", str(steps),
                "--threads", "1", "--flow-start", "ego")
     assert done.returncode == 0, done.stderr
