@@ -107,11 +107,12 @@ def load_split(root: Path, split: str, height: int, width: int) -> dict:
 class Geometry:
     """Depth and ego-motion outputs for a set of items, true or from a checkpoint's networks."""
 
-    def __init__(self, depth: str, pose: str, learnt: DynamoModel | None, scales, world_scale: float = 1.0):
+    def __init__(self, depth: str, pose: str, learnt: DynamoModel | None, scales, world_scale: float = 1.0,
+                 network_scales: bool = False):
         self.depth, self.pose, self.learnt, self.scales = depth, pose, learnt, scales
         self.world_scale = world_scale
-        self.train_pose = False  # gradients reach the learnt pose network
-        self.network_scales = False  # coarse disparities from the depth decoder, as in training
+        self.network_scales = network_scales  # coarse disparities from the depth decoder, as in training
+        self.train_pose = False  # gradients reach the learnt pose network; set for mask_init
 
     def outputs(self, data: dict, index: torch.Tensor) -> dict:
         true_depth = data["depth"][index]
@@ -257,8 +258,7 @@ def main() -> None:
         load_weights(learnt, args.checkpoint, height=args.height, width=args.width)
         learnt.eval()
     model = DynamoModel(ModelConfig(**config, flow_start=args.flow_start))
-    geometry = Geometry(args.depth, args.pose, learnt, scales, args.world_scale)
-    geometry.network_scales = args.network_scales
+    geometry = Geometry(args.depth, args.pose, learnt, scales, args.world_scale, args.network_scales)
     train = load_split(args.data, "train", args.height, args.width)
     test = load_split(args.data, "test", args.height, args.width)
     generator = torch.Generator().manual_seed(args.seed)

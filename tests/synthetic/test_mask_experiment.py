@@ -42,7 +42,7 @@ def test_true_geometry_run_measures_both_phases_at_every_interval(small_dataset)
     (("--train-pose",), "--pose learnt"),
     (("--network-scales",), "--depth learnt"),
 ])
-def test_options_that_need_a_learnt_pose_network_are_refused(small_dataset, options, named):  # noqa: F811
+def test_options_that_need_learnt_networks_are_refused(small_dataset, options, named):  # noqa: F811
     done = run("--data", str(small_dataset), *options)
     assert done.returncode == 2
     assert named in done.stderr
