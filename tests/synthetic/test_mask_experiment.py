@@ -1,4 +1,5 @@
-"""experiments/mask_with_true_geometry.py runs on a synthetic folder and reports what it documents."""
+"""The mask experiments (experiments/mask_with_true_geometry.py and phase_from_checkpoint.py) run on a synthetic
+folder and report what they document."""
 
 import json
 import subprocess
@@ -158,3 +159,49 @@ def test_learnt_geometry_step_is_the_trainers_step(small_dataset, tmp_path, monk
 def trained_by(name: str, learnt, motion):
     """The script trains the pose network in its geometry's model and the motion networks in its own."""
     return learnt if name.startswith("pose_") else motion
+
+
+PHASE_SCRIPT = SCRIPT.parent / "phase_from_checkpoint.py"
+
+
+def run_phase(*options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PHASE_SCRIPT), *options], capture_output=True, text=True, timeout=600)
+
+
+def test_phase_script_refuses_what_it_cannot_use(small_dataset, tmp_path):  # noqa: F811
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run_phase("--data", str(small_dataset), "-l", str(empty), "--out", str(tmp_path / "run"))
+    assert done.returncode == 2 and str(empty) in done.stderr
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "depth_enc.pth").write_bytes(b"")
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("earlier results\n")
+    done = run_phase("--data", str(small_dataset), "-l", str(checkpoint), "--out", str(used))
+    assert done.returncode == 2 and "--out" in done.stderr
+    assert (used / "keep.txt").read_text() == "earlier results\n"  # nothing of an earlier run is touched
+
+
+@pytest.mark.slow
+def test_phase_script_prints_the_monitor_curve_of_one_phase(small_dataset, tmp_path):  # noqa: F811
+    from dynamo_core.checkpoints import save_weights
+    from dynamo_core.config import ModelConfig, default_scales
+    from dynamo_core.model import DynamoModel
+
+    config = ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=64, width=192,
+                         scales=default_scales("monodepthv2"), flow_start="ego")
+    checkpoint = save_weights(DynamoModel(config), tmp_path / "motion_init_00", 64, 192)
+    steps, every = 4, 2
+    done = run_phase("--data", str(small_dataset), "-l", str(checkpoint), "--phase", "mask_init", "--steps", str(steps),
+                     "--every", str(every), "--batch-size", "2", "--frames", "2", "--threads", "1",
+                     "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    # The first step of the phase and every `every`-th after it.
+    assert [r["step"] for r in records] == [0] + list(range(every - 1, steps, every))
+    for record in records:
+        assert record["phase"] == "mask_init"
+        assert 0.0 <= record["mask_f1"] <= 1.0 and 0.0 <= record["mask_ap"] <= 1.0
+    assert (tmp_path / "run" / "models" / "mask_init_00" / "COMPLETE").is_file()

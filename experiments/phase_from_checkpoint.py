@@ -1,0 +1,101 @@
+"""Train one phase with the trainer, from a checkpoint, on a synthetic dataset, and print its learning curve.
+
+An experiment, never part of training or the demo: it repeats one phase of a demo run (`mask_init` or
+`fine_tune`, usually) from that run's checkpoint under other seeds, learning rates, batch sizes or
+phase lengths, to tell a robust effect from one data order's luck.
+
+The phase runs as one epoch of `--steps` batches, so its ramped weights reach full strength after a
+third of it; `--max-steps` stops it earlier without changing that ramp. Every `--every` steps the
+held-out monitor of the demo measures the model on `--frames` test frames (see
+dynamo_core/training/monitor.py) and the script prints one JSON line; training never sees those labels.
+
+    python experiments/phase_from_checkpoint.py --data OUT/data -l OUT/run/models/motion_init_00 \\
+        --phase mask_init --steps 250 --seed 3 --out /tmp/mask_seed3
+
+DATA is a folder made by `dynamo demo` (OUT/data) or by `dynamo_core.synthetic.generate_dataset`. The
+model settings are the demo's: Monodepth2 from scratch at 64x192.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PHASES = ("disp_init", "motion_init", "mask_init", "fine_tune")
+
+
+class PrintingMonitor:
+    """The trainer's held-out monitor, printing every measurement as one JSON line as it is taken."""
+
+    def __init__(self, monitor):
+        self.monitor = monitor
+
+    def due(self, phase: str, phase_step: int) -> bool:
+        return self.monitor.due(phase, phase_step)
+
+    def measure(self, model, phase: str, global_step: int, device):
+        scalars = self.monitor.measure(model, phase, global_step, device)
+        print(json.dumps(self.monitor.history[-1]), flush=True)
+        return scalars
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="a synthetic dataset folder (train/, test/, splits/)")
+    parser.add_argument("-l", "--checkpoint", type=Path, required=True,
+                        help="the checkpoint folder to start from, e.g. OUT/run/models/motion_init_00")
+    parser.add_argument("--phase", choices=PHASES, default="mask_init")
+    parser.add_argument("--steps", type=int, default=250, help="batches in the phase's one epoch; sets the ramp")
+    parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the data order, augmentation and loss sampling")
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--flow-start", choices=("random", "ego"), default="ego")
+    parser.add_argument("--no-flip", action="store_true", help="no horizontal flips")
+    parser.add_argument("--no-jitter", action="store_true", help="no colour jitter")
+    parser.add_argument("--frames", type=int, default=48, help="held-out test frames the monitor measures")
+    parser.add_argument("--every", type=int, default=25, help="steps between measurements")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True, help="a new folder for the run's files")
+    args = parser.parse_args()
+    if not args.checkpoint.is_dir() or not any(args.checkpoint.glob("*.pth")):
+        parser.error(f"{args.checkpoint} is not a checkpoint folder (no .pth module files)")
+    if not (args.data / "splits" / "train_files.txt").is_file():
+        parser.error(f"{args.data} has no splits/train_files.txt; pass a folder made by `dynamo demo` (OUT/data)")
+    if args.out.exists() and any(args.out.iterdir()):
+        parser.error(f"{args.out} is not empty; choose a new --out")
+    if min(args.steps, args.batch_size, args.every, args.frames) < 1:
+        parser.error("--steps, --batch-size, --every and --frames must be at least 1")
+
+    import dynamo_core.data.augment as augment
+    from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
+    from dynamo_core.training.monitor import HeldOutMonitor, held_out_batch
+    from dynamo_core.training.run import build_training_dataset
+    from dynamo_core.training.trainer import Trainer
+
+    if args.no_flip:
+        augment.FLIP_PROBABILITY = 0.0
+    if args.no_jitter:
+        augment.JITTER_PROBABILITY = 0.0
+    config = RunConfig(
+        model=ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=64, width=192,
+                          scales=default_scales("monodepthv2"), flow_start=args.flow_start),
+        data=DataConfig(dataset="synthetic", data_path=str(args.data), split=str(args.data / "splits"),
+                        img_type="downsample", num_workers=0),
+        optim=OptimConfig(learning_rate=args.learning_rate, batch_size=args.batch_size, scheduler_step_size=1000,
+                          epoch_schedule=[int(name == args.phase) for name in PHASES], epoch_size=args.steps),
+        train=TrainConfig(log_dir=str(args.out.parent), name=args.out.name, seed=args.seed, device="cpu",
+                          max_steps=args.max_steps, log_frequency=1000, threads=args.threads,
+                          keep_checkpoints="phase-end", load=str(args.checkpoint)),
+    )
+    batch = held_out_batch(config, args.frames)
+    if batch is None:
+        sys.exit(f"{args.data} has no motion labels in its test split; the monitor needs them")
+    monitor = PrintingMonitor(HeldOutMonitor(batch, args.every, args.out / "monitor.jsonl"))
+    Trainer(config, build_training_dataset(config), monitor=monitor).fit()
+
+
+if __name__ == "__main__":
+    main()
