@@ -45,7 +45,7 @@ from .render import LIDAR_MAX_DEPTH, MOTION_CODES, SEMANTIC_CODES, render_frame
 logger = logging.getLogger(__name__)
 
 FORMAT = "dynamo-synthetic"
-FORMAT_VERSION = 3  # 2: one ego speed (0.95-1.05 m per frame) instead of 0.5-1.5; 3: checker livery on vehicles
+FORMAT_VERSION = 2  # 2: one ego speed (0.95-1.05 m per frame) instead of 0.5-1.5
 CAMERA = "FRONT"
 JPEG_QUALITY = 95
 SUPERSAMPLE = 2

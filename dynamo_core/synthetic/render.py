@@ -56,7 +56,6 @@ _SKY_ZENITH = np.array([0.42, 0.60, 0.88], dtype=np.float32)
 _GROUND_CELLS = (3.0, 0.9, 0.3, 0.1)
 _WALL_CELLS = (2.0, 0.6, 0.2, 0.07)
 _BODY_CELLS = (1.0, 0.3, 0.1)
-_PANEL = (0.9, 0.5)  # vehicle checker cells, metres along and up a face
 
 
 @dataclass
@@ -323,11 +322,7 @@ def _boxes(scene, origin, lower, upper, s: _Samples) -> np.ndarray:
     if len(c):
         pc, qc, fc = p[c], q[c], footprint[c]
         noise = value_noise(pc, qc, offsets[c], _BODY_CELLS, fc)
-        # A two-tone checker livery: a body of one flat colour shows its motion only at its outline.
-        along = pulse_coverage(pc, _PANEL[0], 0.0, 0.5 * _PANEL[0], fc)
-        up = pulse_coverage(qc, _PANEL[1], 0.0, 0.5 * _PANEL[1], fc)
-        panels = along + up - 2.0 * along * up
-        body = base[c] * (0.6 + 0.3 * noise + 0.5 * panels)[:, None]
+        body = base[c] * (0.75 + 0.5 * noise)[:, None]
         glass_band = (
             band_coverage(qc, 0.85, face_height[c] - 0.15, fc)
             * band_coverage(pc, 0.3, face_length[c] - 0.3, fc)
