@@ -1,19 +1,22 @@
 """Train one phase with the trainer, from a checkpoint, on a synthetic dataset, and print its learning curve.
 
-An experiment, never part of training or the demo: it repeats one phase of a demo run (`mask_init` or
-`fine_tune`, usually) from that run's checkpoint under other seeds, learning rates, batch sizes or
-phase lengths, to tell a robust effect from one data order's luck.
+An experiment, never part of training or the demo: it trains one phase (`mask_init` or `fine_tune`,
+usually) from a demo run's checkpoint of the phase before, under other seeds, learning rates, batch
+sizes or phase lengths, to tell a robust effect from one data order's luck.
 
 The phase runs as one epoch of `--steps` batches, so its ramped weights reach full strength after a
-third of it; `--max-steps` stops it earlier without changing that ramp. Every `--every` steps the
-held-out monitor of the demo measures the model on `--frames` test frames (see
+third of it, as in a demo phase of one epoch (the default demo runs two epochs a phase, so its ramp
+covers a sixth of the phase); `--max-steps` stops it earlier without changing that ramp. Every
+`--every` steps the held-out monitor of the demo measures the model on `--frames` test frames (see
 dynamo_core/training/monitor.py) and the script prints one JSON line; training never sees those labels.
+The loss's random stream starts afresh, so RANSAC draws in `fine_tune` differ from the demo's.
 
-    python experiments/phase_from_checkpoint.py --data OUT/data -l OUT/run/models/motion_init_00 \\
+    python experiments/phase_from_checkpoint.py --data OUT/data -l OUT/run/models/motion_init_01 \\
         --phase mask_init --steps 250 --seed 3 --out /tmp/mask_seed3
 
-DATA is a folder made by `dynamo demo` (OUT/data) or by `dynamo_core.synthetic.generate_dataset`. The
-model settings are the demo's: Monodepth2 from scratch at 64x192.
+DATA is a folder made by `dynamo demo` (OUT/data) or by `dynamo_core.synthetic.generate_dataset`;
+the checkpoint folder must hold all seven module files. The model settings are the demo's: Monodepth2
+from scratch at 64x192.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import json
 import sys
 from pathlib import Path
 
-PHASES = ("disp_init", "motion_init", "mask_init", "fine_tune")
+from dynamo_core.model import MODULE_NAMES
+from dynamo_core.training.state import PHASE_ORDER
+
 
 
 class PrintingMonitor:
@@ -45,14 +50,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a synthetic dataset folder (train/, test/, splits/)")
     parser.add_argument("-l", "--checkpoint", type=Path, required=True,
-                        help="the checkpoint folder to start from, e.g. OUT/run/models/motion_init_00")
-    parser.add_argument("--phase", choices=PHASES, default="mask_init")
+                        help="the checkpoint folder to start from, e.g. OUT/run/models/motion_init_01")
+    parser.add_argument("--phase", choices=PHASE_ORDER, default="mask_init")
     parser.add_argument("--steps", type=int, default=250, help="batches in the phase's one epoch; sets the ramp")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the data order, augmentation and loss sampling")
     parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--flow-start", choices=("random", "ego"), default="ego")
+    parser.add_argument("--flow-start", choices=("random", "ego"), default="ego",
+                        help="the demo's --flow-start; it only shapes networks that the checkpoint does not hold")
     parser.add_argument("--no-flip", action="store_true", help="no horizontal flips")
     parser.add_argument("--no-jitter", action="store_true", help="no colour jitter")
     parser.add_argument("--frames", type=int, default=48, help="held-out test frames the monitor measures")
@@ -60,14 +66,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the run's files")
     args = parser.parse_args()
-    if not args.checkpoint.is_dir() or not any(args.checkpoint.glob("*.pth")):
-        parser.error(f"{args.checkpoint} is not a checkpoint folder (no .pth module files)")
+    missing = [f"{name}.pth" for name in MODULE_NAMES if not (args.checkpoint / f"{name}.pth").is_file()]
+    if missing:
+        parser.error(f"{args.checkpoint} is not a complete checkpoint folder: {', '.join(missing)} missing")
     if not (args.data / "splits" / "train_files.txt").is_file():
         parser.error(f"{args.data} has no splits/train_files.txt; pass a folder made by `dynamo demo` (OUT/data)")
-    if args.out.exists() and any(args.out.iterdir()):
-        parser.error(f"{args.out} is not empty; choose a new --out")
-    if min(args.steps, args.batch_size, args.every, args.frames) < 1:
-        parser.error("--steps, --batch-size, --every and --frames must be at least 1")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        parser.error(f"{args.out} is not an empty folder; choose a new --out")
+    if min(args.steps, args.batch_size, args.every, args.frames) < 1 or args.max_steps < 0:
+        parser.error("--steps, --batch-size, --every and --frames must be at least 1, --max-steps at least 0")
 
     import dynamo_core.data.augment as augment
     from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
@@ -85,7 +92,7 @@ def main() -> None:
         data=DataConfig(dataset="synthetic", data_path=str(args.data), split=str(args.data / "splits"),
                         img_type="downsample", num_workers=0),
         optim=OptimConfig(learning_rate=args.learning_rate, batch_size=args.batch_size, scheduler_step_size=1000,
-                          epoch_schedule=[int(name == args.phase) for name in PHASES], epoch_size=args.steps),
+                          epoch_schedule=[int(name == args.phase) for name in PHASE_ORDER], epoch_size=args.steps),
         train=TrainConfig(log_dir=str(args.out.parent), name=args.out.name, seed=args.seed, device="cpu",
                           max_steps=args.max_steps, log_frequency=1000, threads=args.threads,
                           keep_checkpoints="phase-end", load=str(args.checkpoint)),
