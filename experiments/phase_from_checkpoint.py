@@ -26,23 +26,21 @@ import json
 import sys
 from pathlib import Path
 
+import dynamo_core.data.augment as augment
+from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
 from dynamo_core.model import MODULE_NAMES
+from dynamo_core.training.monitor import HeldOutMonitor, held_out_batch
+from dynamo_core.training.run import build_training_dataset
 from dynamo_core.training.state import PHASE_ORDER
+from dynamo_core.training.trainer import Trainer
 
 
-
-class PrintingMonitor:
+class PrintingMonitor(HeldOutMonitor):
     """The trainer's held-out monitor, printing every measurement as one JSON line as it is taken."""
 
-    def __init__(self, monitor):
-        self.monitor = monitor
-
-    def due(self, phase: str, phase_step: int) -> bool:
-        return self.monitor.due(phase, phase_step)
-
     def measure(self, model, phase: str, global_step: int, device):
-        scalars = self.monitor.measure(model, phase, global_step, device)
-        print(json.dumps(self.monitor.history[-1]), flush=True)
+        scalars = super().measure(model, phase, global_step, device)
+        print(json.dumps(self.history[-1]), flush=True)
         return scalars
 
 
@@ -76,12 +74,6 @@ def main() -> None:
     if min(args.steps, args.batch_size, args.every, args.frames) < 1 or args.max_steps < 0:
         parser.error("--steps, --batch-size, --every and --frames must be at least 1, --max-steps at least 0")
 
-    import dynamo_core.data.augment as augment
-    from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
-    from dynamo_core.training.monitor import HeldOutMonitor, held_out_batch
-    from dynamo_core.training.run import build_training_dataset
-    from dynamo_core.training.trainer import Trainer
-
     if args.no_flip:
         augment.FLIP_PROBABILITY = 0.0
     if args.no_jitter:
@@ -100,7 +92,7 @@ def main() -> None:
     batch = held_out_batch(config, args.frames)
     if batch is None:
         sys.exit(f"{args.data} has no motion labels in its test split; the monitor needs them")
-    monitor = PrintingMonitor(HeldOutMonitor(batch, args.every, args.out / "monitor.jsonl"))
+    monitor = PrintingMonitor(batch, args.every, args.out / "monitor.jsonl")
     Trainer(config, build_training_dataset(config), monitor=monitor).fit()
 
 

@@ -53,14 +53,8 @@ def test_options_that_need_learnt_networks_are_refused(small_dataset, options, n
 
 @pytest.mark.slow
 def test_learnt_geometry_trained_as_in_the_trainer_runs_both_phases(small_dataset, tmp_path):  # noqa: F811
-    from dynamo_core.checkpoints import save_weights
-    from dynamo_core.config import ModelConfig, default_scales
-    from dynamo_core.model import DynamoModel
-
     height, width = 64, 192
-    config = ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=height, width=width,
-                         scales=default_scales("monodepthv2"))
-    checkpoint = save_weights(DynamoModel(config), tmp_path / "disp_init_00", height, width)
+    checkpoint = scratch_checkpoint(tmp_path / "disp_init_00", height, width)
     steps = 2
     done = run("--data", str(small_dataset), "--depth", "learnt", "--pose", "learnt", "-l", str(checkpoint),
                "--train-pose", "--jitter", "--network-scales", "--height", str(height), "--width", str(width),
@@ -71,6 +65,17 @@ def test_learnt_geometry_trained_as_in_the_trainer_runs_both_phases(small_datase
     assert [(r["phase"], r["step"]) for r in records] == [
         (phase, step) for phase in ("motion_init", "mask_init") for step in (0, steps)]
     assert all(set(r) == KEYS for r in records)
+
+
+def scratch_checkpoint(folder: Path, height: int, width: int, **model) -> Path:
+    """An untrained Monodepth2 model saved as a checkpoint folder."""
+    from dynamo_core.checkpoints import save_weights
+    from dynamo_core.config import ModelConfig, default_scales
+    from dynamo_core.model import DynamoModel
+
+    config = ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=height, width=width,
+                         scales=default_scales("monodepthv2"), **model)
+    return save_weights(DynamoModel(config), folder, height, width)
 
 
 def load_script():
@@ -195,13 +200,7 @@ def test_phase_script_refuses_what_it_cannot_use(small_dataset, tmp_path):  # no
 
 @pytest.mark.slow
 def test_phase_script_prints_the_monitor_curve_of_one_phase(small_dataset, tmp_path):  # noqa: F811
-    from dynamo_core.checkpoints import save_weights
-    from dynamo_core.config import ModelConfig, default_scales
-    from dynamo_core.model import DynamoModel
-
-    config = ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=64, width=192,
-                         scales=default_scales("monodepthv2"), flow_start="ego")
-    checkpoint = save_weights(DynamoModel(config), tmp_path / "motion_init_00", 64, 192)
+    checkpoint = scratch_checkpoint(tmp_path / "motion_init_00", 64, 192, flow_start="ego")
     steps, stop, every = 8, 4, 2
     done = run_phase("--data", str(small_dataset), "-l", str(checkpoint), "--phase", "mask_init", "--steps", str(steps),
                      "--max-steps", str(stop), "--every", str(every), "--batch-size", "2", "--frames", "2",
