@@ -475,15 +475,16 @@ def read_curves(settings: DemoSettings) -> dict[str, list[dict]]:
 
 def plot_curves(settings: DemoSettings, curves: dict[str, list[dict]]) -> Path | None:
     """Learning curves as one PNG: depth error overall and on moving objects and the disparity's spread for both
-    models, and the mask's F1, AP, mean value on moving and other pixels, and the moving pixels the sparsity
-    term labels static."""
+    models, and the mask's F1, AP, mean value on moving and other pixels, the moving pixels the sparsity
+    term labels static, and the photometric error of the ego warp and of the complete flow on moving and
+    other pixels."""
     from matplotlib.figure import Figure
 
     from .evaluation.plots import save_png
 
     if not curves["dynamo"]:
         return None
-    figure = Figure(figsize=(15, 3.6), dpi=110)
+    figure = Figure(figsize=(18, 3.6), dpi=110)
     panels = [
         ("abs_rel on moving objects", [("abs_rel_moving", "baseline", "tab:gray"), ("abs_rel_moving", "dynamo", "tab:red")]),
         ("abs_rel overall", [("abs_rel", "baseline", "tab:gray"), ("abs_rel", "dynamo", "tab:blue")]),
@@ -492,6 +493,10 @@ def plot_curves(settings: DemoSettings, curves: dict[str, list[dict]]) -> Path |
         ("motion mask (Dynamo)", [("mask_f1", "F1", "tab:green"), ("mask_ap", "AP", "tab:olive"),
                                   ("mask_moving", "mean on moving", "tab:red"), ("mask_static", "mean elsewhere", "tab:gray"),
                                   ("moving_labelled_static", "moving labelled static", "tab:purple")]),
+        ("photometric error (Dynamo)", [("photo_ego_moving", "ego warp, moving", "tab:red"),
+                                        ("photo_flow_moving", "complete flow, moving", "tab:orange"),
+                                        ("photo_ego_static", "ego warp, elsewhere", "tab:gray"),
+                                        ("photo_flow_static", "complete flow, elsewhere", "tab:brown")]),
     ]
     boundaries = {}
     for entry in curves["dynamo"]:
@@ -590,7 +595,9 @@ def write_report(settings: DemoSettings, plan: DemoPlan, metrics: dict, video, e
     curve_note = ("Measured every few steps on held-out test frames with exact labels; training never sees them. "
                   "Grey lines mark the start of each Dynamo phase. The disparity spread (std / mean per image) falls "
                   "towards 0 when a depth network collapses to a constant map; median scaling then still gives "
-                  "it the abs_rel of predicting one depth everywhere.")
+                  "it the abs_rel of predicting one depth everywhere. The mask can only hold a moving pixel where "
+                  "the complete flow explains it better than the ego warp (depth and pose); where the two "
+                  "photometric errors on moving pixels meet, the mask has lost its support.")
 
     md = [
         "# dynamo demo report",

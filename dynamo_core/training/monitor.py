@@ -12,6 +12,11 @@ Lines file so that a report can draw the curves:
 | monitor/mask_f1, monitor/mask_ap | yes                    | best F1 and average precision of the mask   |
 | monitor/mask_moving, _static    | yes                     | mean mask on moving and on all other pixels |
 | monitor/moving_labelled_static  | yes                     | share of moving pixels that the sparsity term pushes towards "static" |
+| monitor/photo_ego_moving, monitor/photo_flow_moving | yes | photometric error on moving pixels of the ego warp (depth and pose) and of the complete-flow warp |
+| monitor/photo_ego_static, monitor/photo_flow_static | yes | the same on all other pixels |
+
+The mask can only win against the sparsity term where the complete flow explains a pixel better than the
+ego warp: when the two photometric errors on moving pixels meet, the mask has lost its support there.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import torch.nn.functional as F
 from .. import losses
 from ..evaluation.depth_metrics import mean_depth_errors, region_means, score_depth_batch
 from ..evaluation.motseg_metrics import MOVING_LABEL, UNLABELED_LABEL, MotionSegAccumulator
-from ..geometry import disp_to_depth, grid_camera, pixel_grid, project_to_grid
+from ..geometry import PhotometricError, disp_to_depth, grid_camera, pixel_grid, project_to_grid
 
 log = logging.getLogger(__name__)
 
 
 DEPTH_SCALARS = ("abs_rel", "abs_rel_moving", "disp_spread")
-MASK_SCALARS = ("mask_f1", "mask_ap", "mask_moving", "mask_static", "moving_labelled_static")
+MASK_SCALARS = ("mask_f1", "mask_ap", "mask_moving", "mask_static", "moving_labelled_static",
+                "photo_ego_moving", "photo_flow_moving", "photo_ego_static", "photo_flow_static")
 
 
 class HeldOutMonitor:
@@ -102,39 +108,54 @@ class HeldOutMonitor:
 
     def _mask(self, batch: dict, outputs: dict) -> dict[str, float]:
         labels = batch["mot_mask"].cpu()
+        size = tuple(labels.shape[-2:])
         mask = outputs["motion_mask", -1, 0].float()
-        prob = F.interpolate(mask, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False).cpu()
+        prob = F.interpolate(mask, size=size, mode="bilinear", align_corners=False).cpu()
         sweep = MotionSegAccumulator()
         sweep.update(prob, labels)
         result = sweep.compute()
         moving = labels == MOVING_LABEL
         others = (labels != MOVING_LABEL) & (labels != UNLABELED_LABEL)
-        static = self._sparsity_static(batch, outputs)
-        static = F.interpolate(static.float(), size=tuple(labels.shape[-2:]), mode="nearest")[:, 0].cpu() > 0.5
+        grid_ego, grid_complete = self._grids(batch, outputs)
+        static = losses.static_pixels(grid_ego, grid_complete, mask.shape[-2:])
+        static = F.interpolate(static.float(), size=size, mode="nearest")[:, 0].cpu() > 0.5
+        errors = {}
+        error_to_target = PhotometricError(batch["color_aug", 0, 0].float(), losses.LossConfig().ssim_weight)
+        source = batch["color_aug", -1, 0].float()
+        for name, grid in (("ego", grid_ego), ("flow", grid_complete)):
+            warped = F.grid_sample(source, grid, padding_mode="border", align_corners=True)
+            error = F.interpolate(error_to_target(warped), size=size, mode="bilinear", align_corners=False)[:, 0].cpu()
+            errors[f"photo_{name}_moving"] = _mean_over(error, moving)
+            errors[f"photo_{name}_static"] = _mean_over(error, others)
         prob = prob[:, 0]
-        share = float(static[moving].float().mean()) if bool(moving.any()) else math.nan
         return {
             "mask_f1": float(result.best_f1),
             "mask_ap": float(result.average_precision),
-            "mask_moving": float(prob[moving].mean()) if bool(moving.any()) else math.nan,
-            "mask_static": float(prob[others].mean()) if bool(others.any()) else math.nan,
-            "moving_labelled_static": share,
+            "mask_moving": _mean_over(prob, moving),
+            "mask_static": _mean_over(prob, others),
+            "moving_labelled_static": _mean_over(static.float(), moving),
+            **errors,
         }
 
-    def _sparsity_static(self, batch: dict, outputs: dict) -> torch.Tensor:
-        """(B, 1, H, W) pixels that the sparsity term labels static at scale 0, for the source frame -1."""
+    def _grids(self, batch: dict, outputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where source frame -1 is sampled at scale 0, (B, H, W, 2) each: by the ego warp (depth and pose, a
+        static world) and by the complete flow. The sparsity term labels pixels by the gap between the two."""
         disp = outputs["disp", 0, 0].float()
         batch_size, _, height, width = disp.shape
         _, depth = disp_to_depth(disp, self.min_depth, self.max_depth)
         rays = batch["inv_K", 0][:, :3, :3] @ pixel_grid(height, width, dtype=disp.dtype, device=disp.device)
         points = depth.reshape(batch_size, 1, -1) * rays
-        T = outputs["cam_T_cam", 0, -1]
+        T = outputs["cam_T_cam", 0, -1].float()
         camera = grid_camera(batch["K", 0], height, width)
         flow = outputs["complete_flow", -1, 0].float() * batch["ts", -1].reshape(batch_size, 1, 1, 1).to(disp.dtype)
         grid_ego = project_to_grid(points, camera @ T, height, width)
         grid_complete = project_to_grid(points + flow.reshape(batch_size, 3, -1), camera, height, width)
-        return losses.static_pixels(grid_ego, grid_complete, (height, width))
+        return grid_ego, grid_complete
 
+
+def _mean_over(values: torch.Tensor, where: torch.Tensor) -> float:
+    """Mean of `values` over the True pixels of `where` (same shape); NaN when there are none."""
+    return float(values[where].mean()) if bool(where.any()) else math.nan
 
 
 def disparity_spread(disp: torch.Tensor) -> float:

@@ -45,13 +45,15 @@ def test_smoke_demo_writes_report_figures_and_metrics_then_resumes(tmp_path):
 
     # Learning curves of both models, and the mask diagnostics while the mask head trains.
     curves = metrics["curves"]
-    mask_keys = {"mask_f1", "mask_ap", "mask_moving", "mask_static", "moving_labelled_static"}
+    mask_keys = {"mask_f1", "mask_ap", "mask_moving", "mask_static", "moving_labelled_static",
+                 "photo_ego_moving", "photo_flow_moving", "photo_ego_static", "photo_flow_static"}
     for phase in ("mask_init", "fine_tune"):
         entries = [e for e in curves["dynamo"] if e["phase"] == phase]
         assert entries and all(mask_keys <= set(e) for e in entries), phase
     assert {e["phase"] for e in curves["baseline"]} == {"disp_init"}
     assert max(e["step"] for e in curves["baseline"]) > plan["epoch_size"]["disp_init"] * plan["epochs"]
     assert all(0.0 <= e["moving_labelled_static"] <= 1.0 for e in curves["dynamo"] if "moving_labelled_static" in e)
+    assert all(e[k] >= 0.0 for e in curves["dynamo"] for k in mask_keys if k.startswith("photo_") and k in e)
     scalars = _tensorboard_tags(out / "run" / "tensorboard")
     assert all(e["disp_spread"] >= 0.0 for model in ("dynamo", "baseline") for e in curves[model])
     assert {f"monitor/{key}" for key in mask_keys | {"abs_rel", "abs_rel_moving", "disp_spread"}} <= scalars

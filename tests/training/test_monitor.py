@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
+from conftest import fixture_id, fixture_inputs, load_fixture, parity_files
 
+from dynamo_core.geometry import disp_to_depth
 from dynamo_core.training.monitor import DEPTH_SCALARS, MASK_SCALARS, HeldOutMonitor, disparity_spread
 
 
@@ -59,3 +62,58 @@ def test_a_diverged_model_is_recorded_as_gaps_not_an_error(tmp_path):
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert [entry["step"] for entry in lines] == [0, 1]
     assert math.isnan(lines[1]["mask_f1"])
+
+
+class _Warps(torch.nn.Module):
+    """Fixed outputs: one depth everywhere, a pose and a complete flow given as 3D translations (B, 3)."""
+
+    def __init__(self, disp: float, pose: torch.Tensor, flow: torch.Tensor):
+        super().__init__()
+        self.disp, self.pose, self.flow = disp, pose, flow
+
+    def forward(self, inputs):
+        image = inputs["color_aug", 0, 0]
+        batch, _, height, width = image.shape
+        T = torch.eye(4).repeat(batch, 1, 1)
+        T[:, :3, 3] = self.pose
+        return {
+            ("disp", 0, 0): torch.full((batch, 1, height, width), self.disp),
+            ("cam_T_cam", 0, -1): T,
+            ("complete_flow", -1, 0): self.flow[:, :, None, None].expand(batch, 3, height, width).clone(),
+            ("motion_mask", -1, 0): torch.full((batch, 1, height, width), 0.5),
+        }
+
+
+@pytest.mark.parametrize("fixture_path", parity_files(), ids=fixture_id)
+def test_warp_errors_name_the_warp_that_explains_each_region(fixture_path):
+    """The source frame shows the target moved one pixel to the left on the "moving" half and unmoved on the
+    other. With the pose at rest and a complete flow of one pixel, the flow warp explains the moving half and
+    the ego warp the rest: each region's error is small for the warp that explains it and large for the other.
+    Only the seam between the halves and the image border (about 3 of the columns) are not exact."""
+    inputs = fixture_inputs(load_fixture(fixture_path))
+    target = inputs["color_aug", 0, 0]
+    batch, _, height, width = target.shape
+    K = inputs["K", 0]
+    moving = torch.zeros(batch, height, width, dtype=torch.bool)
+    moving[..., : width // 2] = True
+    shifted = torch.cat([target[..., :1], target[..., :-1]], dim=-1)  # shifted[x + 1] = target[x]
+    source = torch.where(moving[:, None], shifted, target)
+    depth = float(disp_to_depth(torch.tensor(0.5), 0.1, 100.0)[1])
+    one_pixel = depth / K[:, 0, 0]
+    flow = torch.stack([one_pixel, torch.zeros(batch), torch.zeros(batch)], dim=1)
+    monitor_batch = {
+        ("color_aug", 0, 0): target, ("color_aug", -1, 0): source, ("color_aug", 1, 0): target,
+        ("K", 0): K, ("inv_K", 0): inputs["inv_K", 0], ("ts", -1): torch.ones(batch),
+        "depth_gt": torch.tensor([[[height // 2, width // 4, depth]]] * batch), "depth_valid": torch.ones(batch, dtype=torch.long),
+        "gt_dim": torch.tensor([[height, width]] * batch), "mot_mask": moving.to(torch.uint8),
+    }
+    monitor = HeldOutMonitor(monitor_batch, every=1)
+    scalars = monitor.measure(_Warps(0.5, torch.zeros(batch, 3), flow), "mask_init", 0, torch.device("cpu"))
+    assert scalars["monitor/photo_flow_moving"] < 0.1 * scalars["monitor/photo_ego_moving"]
+    assert scalars["monitor/photo_ego_static"] < 0.1 * scalars["monitor/photo_flow_static"]
+
+    # The same motion given to the pose instead (cam_T_cam carries target points into the source frame), with
+    # a zero flow: the warps trade places.
+    scalars = monitor.measure(_Warps(0.5, flow, torch.zeros(batch, 3)), "mask_init", 1, torch.device("cpu"))
+    assert scalars["monitor/photo_ego_moving"] < 0.1 * scalars["monitor/photo_flow_moving"]
+    assert scalars["monitor/photo_flow_static"] < 0.1 * scalars["monitor/photo_ego_static"]
