@@ -2,7 +2,8 @@
 
 An experiment, never part of training or the demo: it trains one phase (`mask_init` or `fine_tune`,
 usually) from a demo run's checkpoint of the phase before, under other seeds, learning rates, batch
-sizes or phase lengths, to tell a robust effect from one data order's luck.
+sizes or phase lengths, to tell a robust effect from one data order's luck. `--zero-term` changes the
+objective itself, setting a term's weight to 0, to find which term does what; the method never does this.
 
 The phase runs as one epoch of `--steps` batches, so its ramped weights reach full strength after a
 third of it, as in a demo phase of one epoch (the default demo runs two epochs a phase, so its ramp
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import dynamo_core.data.augment as augment
 from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
+from dynamo_core.losses import TERMS, LossConfig
 from dynamo_core.model import MODULE_NAMES
 from dynamo_core.training.monitor import HeldOutMonitor, held_out_batch
 from dynamo_core.training.run import build_training_dataset
@@ -44,7 +46,8 @@ class PrintingMonitor(HeldOutMonitor):
         return scalars
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked; errors exit with status 2 and name what to fix."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a synthetic dataset folder (train/, test/, splits/)")
     parser.add_argument("-l", "--checkpoint", type=Path, required=True,
@@ -62,8 +65,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48, help="held-out test frames the monitor measures")
     parser.add_argument("--every", type=int, default=25, help="steps between measurements")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--zero-term", action="append", default=[], choices=TERMS, metavar="TERM",
+                        help=f"set this loss term's weight to 0, repeatable (one of {', '.join(TERMS)}): an experiment "
+                             "on the objective, not the method")
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the run's files")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     missing = [f"{name}.pth" for name in MODULE_NAMES if not (args.checkpoint / f"{name}.pth").is_file()]
     if missing:
         parser.error(f"{args.checkpoint} is not a complete checkpoint folder: {', '.join(missing)} missing")
@@ -73,12 +79,13 @@ def main() -> None:
         parser.error(f"{args.out} is not an empty folder; choose a new --out")
     if min(args.steps, args.batch_size, args.every, args.frames) < 1 or args.max_steps < 0:
         parser.error("--steps, --batch-size, --every and --frames must be at least 1, --max-steps at least 0")
+    return args
 
-    if args.no_flip:
-        augment.FLIP_PROBABILITY = 0.0
-    if args.no_jitter:
-        augment.JITTER_PROBABILITY = 0.0
-    config = RunConfig(
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The training configuration of one phase run: the demo's model settings, one epoch of `--steps` batches."""
+    weights = {**LossConfig().weights, **dict.fromkeys(args.zero_term, 0.0)}
+    return RunConfig(
         model=ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=64, width=192,
                           scales=default_scales("monodepthv2"), flow_start=args.flow_start),
         data=DataConfig(dataset="synthetic", data_path=str(args.data), split=str(args.data / "splits"),
@@ -88,7 +95,17 @@ def main() -> None:
         train=TrainConfig(log_dir=str(args.out.parent), name=args.out.name, seed=args.seed, device="cpu",
                           max_steps=args.max_steps, log_frequency=1000, threads=args.threads,
                           keep_checkpoints="phase-end", load=str(args.checkpoint)),
+        loss=LossConfig(weights=weights),
     )
+
+
+def main() -> None:
+    args = parse()
+    if args.no_flip:
+        augment.FLIP_PROBABILITY = 0.0
+    if args.no_jitter:
+        augment.JITTER_PROBABILITY = 0.0
+    config = run_config(args)
     batch = held_out_batch(config, args.frames)
     if batch is None:
         sys.exit(f"{args.data} has no motion labels in its test split; the monitor needs them")

@@ -78,10 +78,10 @@ def scratch_checkpoint(folder: Path, height: int, width: int, **model) -> Path:
     return save_weights(DynamoModel(config), folder, height, width)
 
 
-def load_script():
+def load_script(path: Path = SCRIPT):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("mask_with_true_geometry", SCRIPT)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -196,6 +196,24 @@ def test_phase_script_refuses_what_it_cannot_use(small_dataset, tmp_path):  # no
         assert done.returncode == 2 and f"{out} is not an empty folder" in done.stderr
     assert (used / "keep.txt").read_text() == "earlier results\n"  # nothing of an earlier run is touched
     assert not (tmp_path / "run").exists()
+
+
+def test_zero_term_sets_that_weight_alone_to_zero(small_dataset, tmp_path):  # noqa: F811
+    from dynamo_core.losses import LossConfig
+
+    script = load_script(PHASE_SCRIPT)
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    for name in MODULE_NAMES:
+        (checkpoint / f"{name}.pth").write_bytes(b"")
+    options = ["--data", str(small_dataset), "-l", str(checkpoint), "--out", str(tmp_path / "run")]
+    published = LossConfig().weights
+    assert script.run_config(script.parse(options)).loss.weights == published
+    config = script.run_config(script.parse([*options, "--zero-term", "m_smooth", "--zero-term", "m_sparsity"]))
+    assert config.loss.weights == {**published, "m_smooth": 0.0, "m_sparsity": 0.0}
+    with pytest.raises(SystemExit) as refused:
+        script.parse([*options, "--zero-term", "m_nothing"])
+    assert refused.value.code == 2
 
 
 @pytest.mark.slow
