@@ -2,6 +2,7 @@
 folder and report what they document."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,33 @@ def test_phase_script_prints_the_monitor_curve_of_one_phase(small_dataset, tmp_p
     assert [json.loads(line) for line in (tmp_path / "run" / "monitor.jsonl").read_text().splitlines()] == records
     marker = json.loads((tmp_path / "run" / "models" / "mask_init_00" / "COMPLETE").read_text())
     assert marker["global_step"] == stop
+
+
+FORCES_SCRIPT = SCRIPT.parent / "mask_forces.py"
+
+
+def test_mask_forces_account_for_the_whole_gradient_on_the_mask(small_dataset, tmp_path):  # noqa: F811
+    """The terms the script names are all that reach the mask's logits: their pushes add up to the
+    whole objective's, on moving and on other pixels. The gain curve starts at 0 for m = 0 and moves."""
+    import torch
+
+    from dynamo_core.checkpoints import load_weights
+    from dynamo_core.config import ModelConfig, default_scales
+    from dynamo_core.model import DynamoModel
+
+    script = load_script(FORCES_SCRIPT)
+    checkpoint = scratch_checkpoint(tmp_path / "mask_init_00", script.HEIGHT, script.WIDTH, flow_start="ego")
+    scales = default_scales("monodepthv2")
+    model = DynamoModel(ModelConfig(depth_model="monodepthv2", weights_init="scratch", height=script.HEIGHT,
+                                    width=script.WIDTH, scales=scales))
+    load_weights(model, checkpoint, height=script.HEIGHT, width=script.WIDTH)
+    torch.manual_seed(0)
+    report = script.measure(model, script.held_out_frames(small_dataset, 2, scales))
+    for region in ("moving", "others"):
+        parts = [report[f"push/{term}/{region}"] for term in script.MASK_TERMS]
+        # float32 sums of the same per-pixel products in another order
+        assert abs(sum(parts) - report[f"push/total/{region}"]) <= 1e-4 * max(abs(p) for p in parts)
+        assert any(p != 0.0 for p in parts)
+    gains = report["photo_gain_on_moving"]
+    assert list(gains) == [str(v) for v in script.FORCED_VALUES] and gains["0.0"] == 0.0
+    assert all(math.isfinite(v) for v in gains.values()) and any(v != 0.0 for v in gains.values())
