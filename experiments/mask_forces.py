@@ -35,6 +35,7 @@ from dynamo_core.data.factory import build_dataset
 from dynamo_core.data.splits import read_split
 from dynamo_core.evaluation.motseg_metrics import MOVING_LABEL, UNLABELED_LABEL
 from dynamo_core.model import MODULE_NAMES, DynamoModel
+from dynamo_core.training.monitor import spread_inner_frames
 from dynamo_core.training.trainer import add_color_pyramid
 
 HEIGHT, WIDTH = 64, 192
@@ -45,11 +46,7 @@ FORCED_VALUES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 
 def held_out_frames(data: Path, frames: int, scales) -> dict:
     """`frames` inner test frames with motion labels, spread evenly, collated, with the colour pyramid."""
-    lines = read_split(data / "splits", "test_mask")
-    inner = [line for i, line in enumerate(lines) if 0 < i < len(lines) - 1
-             and lines[i - 1].split()[0] == line.split()[0] == lines[i + 1].split()[0]]
-    step = max(1, len(inner) // frames)
-    chosen = inner[step // 2 :: step][:frames]
+    chosen = spread_inner_frames(read_split(data / "splits", "test_mask"), frames)
     dataset = build_dataset("synthetic", str(data), chosen, height=HEIGHT, width=WIDTH, frame_ids=(0, -1, 1),
                             num_scales=len(scales), load_depth=False, load_mask=True, img_type="downsample")
     batch = default_collate([dataset[i] for i in range(len(dataset))])

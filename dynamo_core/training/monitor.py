@@ -167,6 +167,15 @@ def disparity_spread(disp: torch.Tensor) -> float:
     return float((flat.std(1, unbiased=False) / flat.mean(1).clamp_min(1e-12)).mean())
 
 
+def spread_inner_frames(lines: list[str], items: int) -> list[str]:
+    """Up to `items` split lines spread evenly over those whose frame has both neighbours in its sequence
+    (the mask needs them)."""
+    inner = [line for i, line in enumerate(lines) if 0 < i < len(lines) - 1
+             and lines[i - 1].split()[0] == line.split()[0] == lines[i + 1].split()[0]]
+    step = max(1, len(inner) // items)
+    return inner[step // 2 :: step][:items]
+
+
 def held_out_batch(config, items: int = 8) -> dict | None:
     """`items` frames spread evenly over the test split of `config`'s dataset, with depth and motion labels,
     collated into one batch; None when the split has no motion labels (only labelled data can be monitored)."""
@@ -179,14 +188,9 @@ def held_out_batch(config, items: int = 8) -> dict | None:
     folder = split_folder(config)
     if not (folder / SPLIT_FILES["test_mask"]).is_file():
         return None
-    lines = read_split(folder, "test_mask")
-    # Inner frames only: the mask needs both neighbours.
-    inner = [line for i, line in enumerate(lines) if 0 < i < len(lines) - 1
-             and lines[i - 1].split()[0] == line.split()[0] == lines[i + 1].split()[0]]
-    if not inner:
+    chosen = spread_inner_frames(read_split(folder, "test_mask"), items)
+    if not chosen:
         return None
-    step = max(1, len(inner) // items)
-    chosen = inner[step // 2 :: step][:items]
     dataset = build_dataset(config.data.dataset, config.data.data_path, chosen, height=config.model.height,
                             width=config.model.width, frame_ids=(0, -1, 1), num_scales=1, load_depth=True,
                             load_mask=True, img_type=config.data.img_type or None)
