@@ -8,7 +8,10 @@ with a checkpoint's networks and every ramped weight at full strength, it prints
   share of the loss with respect to the mask's logits at scale 0, times the number of pixels of the batch
   (so that it reads per pixel): positive lifts the mask there, negative lowers it. `<term>` is each term
   that reaches the logits (`p_photo`, `m_sparsity`, `m_smooth`) and `total`, the whole objective, which
-  their sum must equal;
+  their sum must equal; also on the moving pixels' outline (those with a non-moving pixel among their eight
+  neighbours) and their interior (`moving_outline`, `moving_interior`, pixel counts in `pixels/...`), since a
+  term that acts on the objects' outlines scales with their perimeter and one that acts inside them with
+  their area;
 - `photo_gain_on_moving`: the change of the photometric error per moving pixel (scale 0, both sources)
   when the mask is forced to m on the moving pixels and left as predicted elsewhere, for m from 0 to 1.
   A curve that falls steadily gives the mask a gradient to follow; a flat start would leave it none.
@@ -54,6 +57,13 @@ def held_out_frames(data: Path, frames: int, scales) -> dict:
     return batch
 
 
+def outline_and_interior(moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split (B, H, W) bool `moving` into its outline (moving pixels with a non-moving pixel among their eight
+    neighbours; beyond the image border counts as moving) and the rest, its interior."""
+    near_other = F.max_pool2d((~moving).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0
+    return moving & near_other, moving & ~near_other
+
+
 def measure(model: DynamoModel, batch: dict, phase: str = "fine_tune") -> dict:
     """The forces on the mask and the photometric gain curve (see the module docstring)."""
     scales = model.config.scales
@@ -73,14 +83,17 @@ def measure(model: DynamoModel, batch: dict, phase: str = "fine_tune") -> dict:
     result = objective(outputs)
     logits = outputs["motion_prob", -1, 0]
     mask = outputs["motion_mask", -1, 0].detach()[:, 0]
+    outline, interior = outline_and_interior(moving)
+    regions = {"moving": moving, "others": others, "moving_outline": outline, "moving_interior": interior}
     report = {"mask_moving": float(mask[moving].mean()), "mask_others": float(mask[others].mean())}
+    report.update({f"pixels/{name}": int(region.sum()) for name, region in regions.items()})
     shares = {term: result.coefficients[term] * result.terms[term] / len(scales) for term in MASK_TERMS}
     shares["total"] = result.total
     for term, share in shares.items():
         (grad,) = torch.autograd.grad(share, logits, retain_graph=True)
         push = -grad[:, 0] * pixels
-        report[f"push/{term}/moving"] = float(push[moving].mean())
-        report[f"push/{term}/others"] = float(push[others].mean())
+        for name, region in regions.items():
+            report[f"push/{term}/{name}"] = float(push[region].mean()) if bool(region.any()) else 0.0
 
     with torch.no_grad():
         predicted = {k: v.detach() for k, v in outputs.items()}

@@ -261,6 +261,35 @@ def test_mask_forces_account_for_the_whole_gradient_on_the_mask(small_dataset, t
         # float32 sums of the same per-pixel products in another order
         assert abs(sum(parts) - report[f"push/total/{region}"]) <= 1e-4 * max(abs(p) for p in parts)
         assert any(p != 0.0 for p in parts)
+    # The outline and the interior split the moving pixels: their pixel-weighted means give the moving mean.
+    counts = {name: report[f"pixels/{name}"] for name in ("moving", "moving_outline", "moving_interior")}
+    assert counts["moving_outline"] + counts["moving_interior"] == counts["moving"] > 0
+    for term in (*script.MASK_TERMS, "total"):
+        split = sum(report[f"push/{term}/{name}"] * counts[name] for name in ("moving_outline", "moving_interior"))
+        whole = report[f"push/{term}/moving"] * counts["moving"]
+        assert abs(split - whole) <= 1e-4 * max(abs(whole), abs(split), 1e-12)
     gains = report["photo_gain_on_moving"]
     assert list(gains) == [str(v) for v in script.FORCED_VALUES] and gains["0.0"] == 0.0
     assert all(math.isfinite(v) for v in gains.values()) and any(v != 0.0 for v in gains.values())
+
+
+def test_outline_is_the_ring_of_moving_pixels_next_to_others():
+    """A filled rectangle's outline is its one-pixel ring, its interior the rectangle two pixels smaller;
+    a rectangle touching the image border has no outline along that border."""
+    import torch
+
+    script = load_script(FORCES_SCRIPT)
+    height, width = script.HEIGHT, script.WIDTH
+    top, left, rows, cols = height // 4, width // 4, height // 2, width // 3
+    moving = torch.zeros(1, height, width, dtype=torch.bool)
+    moving[0, top:top + rows, left:left + cols] = True
+    outline, interior = script.outline_and_interior(moving)
+    assert int(outline.sum()) == 2 * (rows + cols) - 4
+    assert int(interior.sum()) == (rows - 2) * (cols - 2)
+    assert bool(interior[0, top + 1:top + rows - 1, left + 1:left + cols - 1].all())
+    assert not bool((outline & interior).any()) and bool(((outline | interior) == moving).all())
+
+    moving = torch.zeros(1, height, width, dtype=torch.bool)
+    moving[0, height - rows:, left:left + cols] = True  # touches the bottom border
+    outline, _ = script.outline_and_interior(moving)
+    assert int(outline.sum()) == 2 * rows + cols - 2
