@@ -4,6 +4,9 @@ An experiment, never part of training or the demo: it trains one phase (`mask_in
 usually) from a demo run's checkpoint of the phase before, under other seeds, learning rates, batch
 sizes or phase lengths, to tell a robust effect from one data order's luck. `--zero-term` changes the
 objective itself, setting a term's weight to 0, to find which term does what; the method never does this.
+`--oracle-mask` replaces the mask network's output in training by the scenes' true motion mask (the share of
+each pixel's area that moves), to ask what the other networks learn once the mask is right; the mask network
+then learns nothing (the monitor's mask figures describe it, frozen at the checkpoint).
 
 The phase runs as one epoch of `--steps` batches, so its ramped weights reach full strength after a
 third of it, as in a demo phase of one epoch (the default demo runs two epochs a phase, so its ramp
@@ -27,10 +30,14 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
 import dynamo_core.data.augment as augment
 from dynamo_core.config import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig, default_scales
 from dynamo_core.losses import TERMS, LossConfig
-from dynamo_core.model import MODULE_NAMES
+from dynamo_core.evaluation.motseg_metrics import MOVING_LABEL
+from dynamo_core.model import MODULE_NAMES, DynamoModel
 from dynamo_core.training.monitor import HeldOutMonitor, held_out_batch
 from dynamo_core.training.run import build_training_dataset
 from dynamo_core.training.state import PHASE_ORDER
@@ -68,6 +75,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zero-term", action="append", default=[], choices=TERMS, metavar="TERM",
                         help=f"set this loss term's weight to 0, repeatable (one of {', '.join(TERMS)}): an experiment "
                              "on the objective, not the method")
+    parser.add_argument("--oracle-mask", action="store_true",
+                        help="train with the true motion mask in place of the mask network's (an experiment)")
     parser.add_argument("--out", type=Path, required=True, help="a new folder for the run's files")
     args = parser.parse_args(argv)
     missing = [f"{name}.pth" for name in MODULE_NAMES if not (args.checkpoint / f"{name}.pth").is_file()]
@@ -99,6 +108,26 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
+def use_true_motion_mask() -> None:
+    """Make every model put the batch's true motion mask in place of its mask network's output, when the
+    batch carries one ("mot_mask", (B, H_gt, W_gt) labels): at each scale, the share of the pixel's area
+    that moves, and the matching logits."""
+    predict_motion = DynamoModel.predict_motion
+
+    def with_true_mask(self, inputs: dict, outputs: dict) -> None:
+        predict_motion(self, inputs, outputs)
+        if "mot_mask" not in inputs or not self.use_motion_mask:
+            return
+        moving = (inputs["mot_mask"] == MOVING_LABEL).float()[:, None]
+        for key in [k for k in outputs if isinstance(k, tuple) and k[0] == "motion_mask"]:
+            _, frame, scale = key
+            mask = F.interpolate(moving, size=outputs[key].shape[-2:], mode="area")
+            outputs[key] = mask
+            outputs["motion_prob", frame, scale] = torch.logit(mask.clamp(1e-4, 1 - 1e-4))
+
+    DynamoModel.predict_motion = with_true_mask
+
+
 def main() -> None:
     args = parse()
     if args.no_flip:
@@ -110,7 +139,13 @@ def main() -> None:
     if batch is None:
         sys.exit(f"{args.data} has no motion labels in its test split; the monitor needs them")
     monitor = PrintingMonitor(batch, args.every, args.out / "monitor.jsonl")
-    Trainer(config, build_training_dataset(config), monitor=monitor).fit()
+    dataset = build_training_dataset(config)
+    if args.oracle_mask:
+        if not dataset.has_masks:
+            sys.exit(f"{args.data} has no motion labels for its training frames; --oracle-mask needs them")
+        dataset.load_mask = True
+        use_true_motion_mask()
+    Trainer(config, dataset, monitor=monitor).fit()
 
 
 if __name__ == "__main__":

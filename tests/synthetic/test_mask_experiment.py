@@ -217,6 +217,54 @@ def test_zero_term_sets_that_weight_alone_to_zero(small_dataset, tmp_path):  # n
     assert refused.value.code == 2
 
 
+def test_oracle_mask_replaces_the_mask_network_in_training(small_dataset, tmp_path, monkeypatch):  # noqa: F811
+    """With --oracle-mask the training batches carry the true motion labels, the loss sees at every scale the
+    share of each pixel's area that moves (and logits that match it), and the mask network gets no gradient
+    while the depth network does."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from dynamo_core import losses
+    from dynamo_core.evaluation.motseg_metrics import MOVING_LABEL
+    from dynamo_core.model import DynamoModel
+    from dynamo_core.training.trainer import add_color_pyramid
+
+    script = load_script(PHASE_SCRIPT)
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    for name in MODULE_NAMES:
+        (checkpoint / f"{name}.pth").write_bytes(b"")
+    args = script.parse(["--data", str(small_dataset), "-l", str(checkpoint), "--phase", "fine_tune", "--oracle-mask",
+                         "--out", str(tmp_path / "run")])
+    config = script.run_config(args)
+    dataset = script.build_training_dataset(config)
+    dataset.load_mask = True
+    monkeypatch.setattr(DynamoModel, "predict_motion", DynamoModel.predict_motion)  # undone after the test
+    script.use_true_motion_mask()
+    torch.manual_seed(0)
+    model = DynamoModel(config.model)
+    batch = default_collate([dataset[i] for i in range(min(2, len(dataset)))])
+    add_color_pyramid(batch, config.model.scales)
+    outputs = model(batch)
+    moving = (batch["mot_mask"] == MOVING_LABEL).float()
+    assert 0.0 < float(moving.mean()) < 1.0, "the fixture's frames should hold moving and other pixels"
+    for scale in config.model.scales:
+        for frame in (-1, 1):
+            mask = outputs["motion_mask", frame, scale]
+            assert mask.shape[-2:] == (config.model.height // 2**scale, config.model.width // 2**scale)
+            assert float(mask.min()) >= 0.0 and float(mask.max()) <= 1.0
+            # Area resampling keeps the moving share, up to the edges of a resize by a non-integer factor.
+            assert abs(float(mask.mean()) - float(moving.mean())) <= 2.0 * 2**scale / config.model.height
+            assert torch.allclose(torch.sigmoid(outputs["motion_prob", frame, scale]), mask, atol=2e-4)
+    result = losses.compute(batch, outputs, losses.PHASES["fine_tune"], 0, 10, config=config.loss,
+                            frame_ids=config.model.frame_ids, scales=config.model.scales,
+                            min_depth=config.model.min_depth, max_depth=config.model.max_depth,
+                            generator=torch.Generator().manual_seed(0))
+    result.total.backward()
+    assert all(p.grad is None or not bool(p.grad.any()) for p in model.motion_mask.parameters())
+    assert any(p.grad is not None and bool(p.grad.any()) for p in model.depth_dec.parameters())
+
+
 @pytest.mark.slow
 def test_phase_script_prints_the_monitor_curve_of_one_phase(small_dataset, tmp_path):  # noqa: F811
     checkpoint = scratch_checkpoint(tmp_path / "motion_init_00", 64, 192, flow_start="ego")
