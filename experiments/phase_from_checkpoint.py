@@ -5,8 +5,9 @@ usually) from a demo run's checkpoint of the phase before, under other seeds, le
 sizes or phase lengths, to tell a robust effect from one data order's luck. `--zero-term` changes the
 objective itself, setting a term's weight to 0, to find which term does what; the method never does this.
 `--oracle-mask` replaces the mask network's output in training by the scenes' true motion mask (the share of
-each pixel's area that moves), to ask what the other networks learn once the mask is right; the mask network
-then learns nothing (the monitor's mask figures describe it, frozen at the checkpoint).
+each pixel's area that moves), to ask what the other networks learn once the mask is right. The mask decoder
+then gets no gradient; the monitor's mask figures still describe the network's own mask, which changes only
+through the motion encoder it shares with the complete flow.
 
 The phase runs as one epoch of `--steps` batches, so its ramped weights reach full strength after a
 third of it, as in a demo phase of one epoch (the default demo runs two epochs a phase, so its ramp
