@@ -173,6 +173,14 @@ def trained_by(name: str, learnt, motion):
 PHASE_SCRIPT = SCRIPT.parent / "phase_from_checkpoint.py"
 
 
+def empty_checkpoint(folder: Path) -> Path:
+    """A folder with every module's file, each empty: enough for the phase script's option checks."""
+    folder.mkdir()
+    for name in MODULE_NAMES:
+        (folder / f"{name}.pth").write_bytes(b"")
+    return folder
+
+
 def run_phase(*options: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(PHASE_SCRIPT), *options], capture_output=True, text=True, timeout=600)
 
@@ -185,10 +193,7 @@ def test_phase_script_refuses_what_it_cannot_use(small_dataset, tmp_path):  # no
     (empty / "depth_enc.pth").write_bytes(b"")
     done = run_phase("--data", str(small_dataset), "-l", str(empty), "--out", str(tmp_path / "run"))
     assert done.returncode == 2 and "pose_enc.pth" in done.stderr  # a checkpoint must hold every network
-    checkpoint = tmp_path / "checkpoint"
-    checkpoint.mkdir()
-    for name in MODULE_NAMES:
-        (checkpoint / f"{name}.pth").write_bytes(b"")
+    checkpoint = empty_checkpoint(tmp_path / "checkpoint")
     used = tmp_path / "used"
     used.mkdir()
     (used / "keep.txt").write_text("earlier results\n")
@@ -203,10 +208,7 @@ def test_zero_term_sets_that_weight_alone_to_zero(small_dataset, tmp_path):  # n
     from dynamo_core.losses import LossConfig
 
     script = load_script(PHASE_SCRIPT)
-    checkpoint = tmp_path / "checkpoint"
-    checkpoint.mkdir()
-    for name in MODULE_NAMES:
-        (checkpoint / f"{name}.pth").write_bytes(b"")
+    checkpoint = empty_checkpoint(tmp_path / "checkpoint")
     options = ["--data", str(small_dataset), "-l", str(checkpoint), "--out", str(tmp_path / "run")]
     published = LossConfig().weights
     assert script.run_config(script.parse(options)).loss.weights == published
@@ -230,10 +232,7 @@ def test_oracle_mask_replaces_the_mask_network_in_training(small_dataset, tmp_pa
     from dynamo_core.training.trainer import add_color_pyramid
 
     script = load_script(PHASE_SCRIPT)
-    checkpoint = tmp_path / "checkpoint"
-    checkpoint.mkdir()
-    for name in MODULE_NAMES:
-        (checkpoint / f"{name}.pth").write_bytes(b"")
+    checkpoint = empty_checkpoint(tmp_path / "checkpoint")
     args = script.parse(["--data", str(small_dataset), "-l", str(checkpoint), "--phase", "fine_tune", "--oracle-mask",
                          "--out", str(tmp_path / "run")])
     config = script.run_config(args)
